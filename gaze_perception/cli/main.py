@@ -1,0 +1,69 @@
+"""`gaze-perception` command line: thin adapters over the core, imported lazily per command."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+#: `train` / `eval` targets: module providing add_{train,eval}_args(p) and {train,eval}_main(args)
+TASKS = {
+    "eye-state": "gaze_perception.training.eye_state",
+}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gaze-perception",
+                                description="Faces, eye states and gaze targets, with or without ROS 2.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    from . import run as run_cmd
+    run_cmd.add_args(sub.add_parser("run", help="the pipeline on an image, folder, or video (no ROS)"))
+
+    from . import demo as demo_cmd
+    demo_cmd.add_args(sub.add_parser("demo", help="the ROS 2 graph on the bundled sample"))
+
+    sub.add_parser("backends", help="list installed backends by kind")
+
+    from . import weights as weights_cmd
+    weights_cmd.add_args(sub.add_parser("weights", help="list, fetch or verify model weights"))
+
+    for verb in ("train", "eval"):
+        vp = sub.add_parser(verb, help=f"{verb} a model ({', '.join(TASKS)})")
+        vsub = vp.add_subparsers(dest="task", required=True)
+        for task, module in TASKS.items():
+            if importlib.util.find_spec(module) is None:
+                continue
+            tp = vsub.add_parser(task, help=f"{verb} {task}")
+            tp.set_defaults(_module=module)
+            getattr(importlib.import_module(module), f"add_{verb}_args")(tp)
+    return p
+
+
+def main(argv=None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "backends":
+            from ..registry import list_backends
+            for kind, names in list_backends().items():
+                print(f"{kind}: {', '.join(names) or '(none)'}")
+            return 0
+        if args.command in ("train", "eval"):
+            module = importlib.import_module(args._module)
+            return int(getattr(module, f"{args.command}_main")(args) or 0)
+        module = importlib.import_module(f"gaze_perception.cli.{args.command}")
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (LookupError, ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"gaze-perception {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

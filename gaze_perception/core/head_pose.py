@@ -1,0 +1,55 @@
+"""Head pose from the five MTCNN landmarks with cv2.solvePnP and a generic 3D face."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+from .types import CameraIntrinsics, Face
+
+# Generic face model in millimetres, head frame: x to image-right, y down, z away from the camera
+# (camera optical convention), origin at the nose tip. Order: left eye, right eye, nose,
+# left mouth corner, right mouth corner (image-left first for a frontal face).
+FACE_MODEL_3D = np.array([
+    [-32.0, -33.0, 27.0],
+    [32.0, -33.0, 27.0],
+    [0.0, 0.0, 0.0],
+    [-26.0, 30.0, 24.0],
+    [26.0, 30.0, 24.0],
+], dtype=np.float64)
+
+
+def estimate_head_pose(landmarks, intrinsics: CameraIntrinsics
+                       ) -> Optional[Tuple[float, float, float]]:
+    """(yaw, pitch, roll) in radians, camera frame; None when PnP fails.
+
+    yaw > 0: the face turns towards image-right; pitch > 0: it looks down; roll > 0:
+    clockwise in the image. Zero for a face looking straight into the camera.
+    """
+    pts = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    if pts.shape[0] != 5 or not np.all(np.isfinite(pts)):
+        return None
+    k = np.array([[intrinsics.fx, 0, intrinsics.cx], [0, intrinsics.fy, intrinsics.cy],
+                  [0, 0, 1]], dtype=np.float64)
+    ok, rvec, _ = cv2.solvePnP(FACE_MODEL_3D, pts, k, None, flags=cv2.SOLVEPNP_EPNP)
+    if not ok:
+        return None
+    ok, rvec, tvec = cv2.solvePnP(FACE_MODEL_3D, pts, k, None, rvec, np.array([[0.], [0.], [600.]]),
+                                  useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok or tvec[2, 0] <= 0:
+        return None
+    rot, _ = cv2.Rodrigues(rvec)
+    # Intrinsic Y (yaw) - X (pitch) - Z (roll) decomposition of R = Ry * Rx * Rz.
+    pitch = math.asin(max(-1.0, min(1.0, -rot[1, 2])))
+    yaw = math.atan2(rot[0, 2], rot[2, 2])
+    roll = math.atan2(rot[1, 0], rot[1, 1])
+    return (-yaw, -pitch, roll)
+
+
+def fill_head_pose(face: Face, intrinsics: CameraIntrinsics) -> Face:
+    pose = estimate_head_pose(face.landmarks, intrinsics) if face.landmarks else None
+    if pose is not None:
+        face.yaw, face.pitch, face.roll = pose
+    return face

@@ -1,0 +1,82 @@
+"""The ROS-free pipeline: face detection, head pose, then the optional eye and gaze stages."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .. import registry
+from .head_pose import fill_head_pose
+from .image import check_rgb
+from .types import CameraIntrinsics, Face, FrameResult
+
+
+@dataclass
+class StageConfig:
+    backend: str
+    params: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineConfig:
+    faces: Optional[StageConfig] = field(default_factory=lambda: StageConfig("mtcnn"))
+    eyes: Optional[StageConfig] = None
+    gaze: Optional[StageConfig] = None
+    head_pose: bool = True
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "PipelineConfig":
+        """Read the `stages:` mapping of a pipeline YAML (`faces`, `eyes`, `gaze`)."""
+        stages = data.get("stages", data) or {}
+        unknown = set(stages) - {"faces", "eyes", "gaze", "head_pose"}
+        if unknown:
+            raise ValueError(f"unknown pipeline stage(s) {sorted(unknown)}; "
+                             "known: faces, eyes, gaze, head_pose")
+
+        def stage(key, default):
+            spec = stages.get(key, default)
+            if spec is None or spec is False:
+                return None
+            if isinstance(spec, str):
+                return StageConfig(spec)
+            return StageConfig(spec["backend"], dict(spec.get("params") or {}))
+
+        return cls(faces=stage("faces", "mtcnn"), eyes=stage("eyes", None),
+                   gaze=stage("gaze", None), head_pose=bool(stages.get("head_pose", True)))
+
+
+class Pipeline:
+    """Runs the configured stages over RGB uint8 frames, in batches."""
+
+    def __init__(self, config: Optional[PipelineConfig] = None, **overrides):
+        self.config = config or PipelineConfig()
+        build = lambda kind, st: None if st is None else registry.create(  # noqa: E731
+            kind, st.backend, **{**st.params, **overrides})
+        self.face_detector = build("face_detector", self.config.faces)
+        self.eye_state = build("eye_state", self.config.eyes)
+        self.gaze_target = build("gaze_target", self.config.gaze)
+
+    def __call__(self, frames: Sequence[np.ndarray],
+                 faces: Optional[Sequence[List[Face]]] = None,
+                 intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
+                 ) -> List[FrameResult]:
+        """Process a batch. `faces` (per frame) replaces the detector, e.g. given head boxes."""
+        frames = [check_rgb(f) for f in frames]
+        if faces is None:
+            if self.face_detector is None:
+                raise ValueError("no face stage configured and no faces given")
+            faces = self.face_detector.detect(frames)
+        faces = [list(fs) for fs in faces]
+        intr = list(intrinsics) if intrinsics is not None else [None] * len(frames)
+        intr = [k or CameraIntrinsics.guess(f.shape[1], f.shape[0]) for k, f in zip(intr, frames)]
+        if self.config.head_pose:
+            for fs, k in zip(faces, intr):
+                for face in fs:
+                    fill_head_pose(face, k)
+        eyes = self.eye_state.estimate(frames, faces) if self.eye_state else None
+        gaze = self.gaze_target.estimate(frames, faces, intr) if self.gaze_target else None
+        return [FrameResult(width=f.shape[1], height=f.shape[0], faces=fs,
+                            eyes=None if eyes is None else eyes[i],
+                            gaze=None if gaze is None else gaze[i])
+                for i, (f, fs) in enumerate(zip(frames, faces))]

@@ -1,0 +1,137 @@
+"""Plain result types shared by backends, the pipeline, nodes and evaluators (no ROS, no torch)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+Point = Tuple[float, float]
+
+OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
+EYE_STATES = (OPEN, CLOSED, UNKNOWN)
+
+
+@dataclass
+class Face:
+    """One detected face. Box is (x, y, width, height) in source-image pixels.
+
+    Landmarks follow MTCNN order: left eye, right eye, nose, left mouth corner, right mouth corner,
+    where "left" means image-left.
+    """
+
+    x: float
+    y: float
+    width: float
+    height: float
+    score: float = 1.0
+    landmarks: List[Point] = field(default_factory=list)
+    track_id: int = 0
+    yaw: float = math.nan
+    pitch: float = math.nan
+    roll: float = math.nan
+
+    @classmethod
+    def from_xyxy(cls, x1: float, y1: float, x2: float, y2: float, **kw) -> "Face":
+        return cls(float(x1), float(y1), float(x2 - x1), float(y2 - y1), **kw)
+
+    @property
+    def xyxy(self) -> Tuple[float, float, float, float]:
+        return (self.x, self.y, self.x + self.width, self.y + self.height)
+
+    @property
+    def center(self) -> Point:
+        return (self.x + self.width / 2.0, self.y + self.height / 2.0)
+
+    @property
+    def head_pose(self) -> Optional[Tuple[float, float, float]]:
+        if any(math.isnan(v) for v in (self.yaw, self.pitch, self.roll)):
+            return None
+        return (self.yaw, self.pitch, self.roll)
+
+
+@dataclass
+class EyeState:
+    """Eye state of one face; probabilities are P(closed), NaN when not estimated."""
+
+    face_index: int
+    state: str = UNKNOWN
+    left: str = UNKNOWN
+    right: str = UNKNOWN
+    closed_prob: float = math.nan
+    left_closed_prob: float = math.nan
+    right_closed_prob: float = math.nan
+    track_id: int = 0
+
+
+@dataclass
+class GazeTarget:
+    """Where one face looks: a point in image pixels plus in-frame probability."""
+
+    face_index: int
+    point: Point
+    inout: float = 1.0
+    score: float = 0.0
+    label: str = ""
+    direction: Optional[Tuple[float, float, float]] = None
+    heatmap: Optional["object"] = None  # numpy float32 (H, W) in 0..1, when requested
+    track_id: int = 0
+
+
+@dataclass
+class CameraIntrinsics:
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    @classmethod
+    def guess(cls, width: int, height: int) -> "CameraIntrinsics":
+        """Pinhole guess used when no CameraInfo is known: focal length = image width."""
+        f = float(max(width, height))
+        return cls(f, f, width / 2.0, height / 2.0)
+
+    @classmethod
+    def from_k(cls, k: Sequence[float]) -> "CameraIntrinsics":
+        return cls(float(k[0]), float(k[4]), float(k[2]), float(k[5]))
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline computed for one frame."""
+
+    width: int
+    height: int
+    faces: List[Face] = field(default_factory=list)
+    eyes: Optional[List[EyeState]] = None
+    gaze: Optional[List[GazeTarget]] = None
+    frame: int = 0
+    source: str = ""
+    stamp: float = 0.0
+
+    def to_json(self) -> dict:
+        """The JSON Lines schema of DESIGN.md section 4."""
+        eyes = {e.face_index: e for e in (self.eyes or [])}
+        gaze = {g.face_index: g for g in (self.gaze or [])}
+        faces = []
+        for i, f in enumerate(self.faces):
+            e, g = eyes.get(i), gaze.get(i)
+            faces.append({
+                "box": [round(f.x, 2), round(f.y, 2), round(f.width, 2), round(f.height, 2)],
+                "score": round(float(f.score), 6),
+                "landmarks": [[round(px, 2), round(py, 2)] for px, py in f.landmarks],
+                "track_id": int(f.track_id),
+                "head_pose": None if f.head_pose is None else [round(v, 4) for v in f.head_pose],
+                "eyes": None if e is None else {
+                    "state": e.state, "closed_prob": _num(e.closed_prob),
+                    "left": e.left, "right": e.right},
+                "gaze": None if g is None else {
+                    "point": [round(g.point[0], 2), round(g.point[1], 2)],
+                    "inout": _num(g.inout), "score": _num(g.score), "label": g.label,
+                    "direction": None if g.direction is None else [round(v, 4) for v in g.direction]},
+            })
+        return {"frame": self.frame, "source": self.source, "stamp": self.stamp,
+                "width": self.width, "height": self.height, "faces": faces}
+
+
+def _num(v: float) -> Optional[float]:
+    return None if v is None or math.isnan(v) else round(float(v), 6)

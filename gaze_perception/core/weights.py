@@ -1,0 +1,105 @@
+"""Weights are untrusted files: find them through `weights/manifest.yaml`, check sha256,
+load with `torch.load(weights_only=True)`."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+import yaml
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+class WeightsError(RuntimeError):
+    """Missing, tampered or unloadable weights; the message names the file."""
+
+
+@dataclass
+class WeightEntry:
+    name: str
+    file: str
+    sha256: str
+    source: str = ""
+    url: str = ""
+    licence: str = ""
+    notes: str = ""
+
+
+def default_weights_dir() -> Path:
+    """`$GAZE_PERCEPTION_WEIGHTS`, else the repository's (or installed share's) `weights/`."""
+    env = os.environ.get("GAZE_PERCEPTION_WEIGHTS")
+    if env:
+        return Path(env)
+    here = PACKAGE_ROOT / "weights"
+    if (here / "manifest.yaml").exists():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return Path(get_package_share_directory("gaze_perception")) / "weights"
+    except Exception:  # noqa: BLE001 - no ament index: fall back to the source tree
+        return here
+
+
+def manifest_path(weights_dir: Optional[Path] = None) -> Path:
+    return Path(weights_dir or default_weights_dir()) / "manifest.yaml"
+
+
+def load_manifest(weights_dir: Optional[Path] = None) -> Dict[str, WeightEntry]:
+    path = manifest_path(weights_dir)
+    if not path.exists():
+        path = PACKAGE_ROOT / "weights" / "manifest.yaml"
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    return {name: WeightEntry(name=name, **{k: str(v) for k, v in entry.items()})
+            for name, entry in (data.get("weights") or {}).items()}
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path: Path, expected_sha256: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file '{path}' is missing (expected sha256 {expected_sha256}); "
+                           "run `make weights` or `gaze-perception weights fetch`")
+    got = sha256_of(path)
+    if got != expected_sha256:
+        raise WeightsError(f"weights file '{path}' has sha256 {got}, expected {expected_sha256}: "
+                           "the file is corrupt or was replaced")
+    return path
+
+
+def resolve(name: str, weights_dir: Optional[Path] = None) -> Path:
+    """Path of manifest entry `name` inside `weights_dir`, sha256-checked."""
+    wdir = Path(weights_dir or default_weights_dir())
+    entries = load_manifest(wdir)
+    if name not in entries:
+        raise WeightsError(f"no manifest entry '{name}' (known: {', '.join(sorted(entries))})")
+    entry = entries[name]
+    return verify(wdir / entry.file, entry.sha256)
+
+
+def load_state_dict(path: Path, expected_sha256: Optional[str] = None):
+    """torch.load a state dict safely; checks sha256 first when given."""
+    import torch
+
+    path = Path(path)
+    if expected_sha256:
+        verify(path, expected_sha256)
+    elif not path.is_file():
+        raise WeightsError(f"weights file '{path}' is missing")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise WeightsError(f"cannot load weights file '{path}': {exc}") from exc
+    if not isinstance(obj, dict):
+        raise WeightsError(f"weights file '{path}' holds a {type(obj).__name__}, not a state dict")
+    return obj

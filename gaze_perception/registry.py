@@ -1,0 +1,44 @@
+"""The plugin door: backends register as setuptools entry points and are built by `create`.
+
+Entry point groups are ``gaze_perception.<kind>``; a backend class is called with keyword
+parameters. This is the pip-world equivalent of pluginlib (ROS 2's own CLI does the same).
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Dict, List
+
+KINDS = {
+    "face_detector": "gaze_perception.face_detectors",
+    "eye_state": "gaze_perception.eye_state",
+    "gaze_target": "gaze_perception.gaze_targets",
+}
+
+
+class UnknownBackendError(LookupError):
+    """Raised for a backend or kind name that is not installed; the message lists known ones."""
+
+
+def _group(kind: str) -> str:
+    if kind not in KINDS:
+        raise UnknownBackendError(f"unknown backend kind '{kind}'; known kinds: {', '.join(KINDS)}")
+    return KINDS[kind]
+
+
+def available(kind: str) -> Dict[str, object]:
+    """Installed entry points of one kind, by name."""
+    return {ep.name: ep for ep in entry_points(group=_group(kind))}
+
+
+def list_backends() -> Dict[str, List[str]]:
+    return {kind: sorted(available(kind)) for kind in KINDS}
+
+
+def create(kind: str, name: str, **params):
+    """Build backend `name` of `kind` (face_detector, eye_state, gaze_target) with `params`."""
+    eps = available(kind)
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none installed"
+        raise UnknownBackendError(f"unknown {kind} backend '{name}'; installed: {known}")
+    cls = eps[name].load()
+    return cls(**params)

@@ -1,0 +1,35 @@
+"""Shared test fixtures: paths to ../shared data, seeded torch, isolated ROS domains."""
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GAZE_SHARED_DIR", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared not found at {SHARED} (set GAZE_SHARED_DIR)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's public-domain astronaut photo, 512x512 RGB uint8."""
+    from skimage import data
+    return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+        torch.manual_seed(0)
+    except ImportError:
+        pass
