@@ -13,6 +13,13 @@ TASKS = {
 }
 
 
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gaze-perception",
                                 description="Faces, eye states and gaze targets, with or without ROS 2.")
@@ -34,7 +41,7 @@ def _build_parser() -> argparse.ArgumentParser:
         vp = sub.add_parser(verb, help=f"{verb} a model ({', '.join(TASKS)})")
         vsub = vp.add_subparsers(dest="task", required=True)
         for task, module in TASKS.items():
-            if importlib.util.find_spec(module) is None:
+            if not _module_exists(module):
                 continue
             tp = vsub.add_parser(task, help=f"{verb} {task}")
             tp.set_defaults(_module=module)

@@ -1,0 +1,53 @@
+# Everything a fresh machine needs, idempotently: `make demo`, `make test`.
+# Stamps in .venv record finished steps; a step re-runs only when its inputs change.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+ROS_ENV := AMENT_PREFIX_PATH=$(VENV) CMAKE_PREFIX_PATH=$(VENV) PATH=$(VENV)/bin:$$PATH
+MSGS := $(wildcard gaze_msgs/msg/*.msg) gaze_msgs/CMakeLists.txt gaze_msgs/package.xml
+MTCNN_WEIGHTS := weights/mtcnn/pnet.pt weights/mtcnn/rnet.pt weights/mtcnn/onet.pt
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test weights clean distclean
+
+setup: $(VENV)/.stamp-deps $(VENV)/.stamp-msgs $(VENV)/.stamp-pkg $(MTCNN_WEIGHTS)
+
+demo: setup
+	$(VENV)/bin/gaze-perception demo
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+weights: $(MTCNN_WEIGHTS)
+
+# 1. venv + wheels; then point the ROS wheels' CMake files at this venv (DESIGN.md 6, the quirk).
+$(VENV)/.stamp-deps: requirements.txt tools/fix_ros_cmake_paths.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) tools/fix_ros_cmake_paths.py $(VENV)
+	touch $@
+
+# 2. gaze_msgs built by colcon and installed into the venv prefix (an ament prefix: share/, lib/).
+$(VENV)/.stamp-msgs: $(VENV)/.stamp-deps $(MSGS)
+	cd $(CURDIR) && $(ROS_ENV) $(VENV)/bin/colcon --log-base build/log build --merge-install \
+	  --install-base $(VENV) --build-base build --base-paths gaze_msgs \
+	  --cmake-args -DPython3_EXECUTABLE=$(PY) -DBUILD_TESTING=OFF
+	touch $@
+
+# 3. this package, editable (entry points = backend plugins and the gaze-perception command).
+$(VENV)/.stamp-pkg: $(VENV)/.stamp-deps setup.py setup.cfg
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# 4. MTCNN weights from the facenet-pytorch wheel on PyPI, sha256-checked against the manifest.
+$(MTCNN_WEIGHTS) &: $(VENV)/.stamp-pkg weights/manifest.yaml
+	$(VENV)/bin/gaze-perception weights fetch mtcnn_pnet mtcnn_rnet mtcnn_onet
+	touch $(MTCNN_WEIGHTS)
+
+clean:
+	rm -rf build log demo_out .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV) weights/mtcnn

@@ -1,0 +1,98 @@
+"""Conversions between ROS messages and the core types (the only place that knows both)."""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+import numpy as np
+from geometry_msgs.msg import Point, Vector3
+from sensor_msgs.msg import Image
+
+from gaze_msgs.msg import EyeState as EyeStateMsg
+from gaze_msgs.msg import EyeStateArray, FaceArray, GazeTargetArray
+from gaze_msgs.msg import Face as FaceMsg
+from gaze_msgs.msg import GazeTarget as GazeTargetMsg
+
+from ..core.image import decode_raw
+from ..core.types import CLOSED, OPEN, UNKNOWN, EyeState, Face, GazeTarget
+
+try:  # a real ROS 2 install has cv_bridge; the PyPI wheels do not
+    from cv_bridge import CvBridge
+    _BRIDGE = CvBridge()
+except Exception:  # noqa: BLE001 - absent or broken (numpy ABI): use the built-in converter
+    _BRIDGE = None
+
+_EYE_CODES = {OPEN: EyeStateMsg.OPEN, CLOSED: EyeStateMsg.CLOSED, UNKNOWN: EyeStateMsg.UNKNOWN}
+_EYE_NAMES = {v: k for k, v in _EYE_CODES.items()}
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image → RGB uint8; raises core.image.ImageError for unusable input."""
+    # Validate with our own rules first so behaviour does not depend on cv_bridge being present.
+    rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding,
+                     bool(msg.is_bigendian))
+    if _BRIDGE is not None and msg.encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
+        rgb = np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+    return rgb
+
+
+def rgb_to_image(rgb: np.ndarray, header) -> Image:
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", is_bigendian=0,
+                step=rgb.shape[1] * 3)
+    if header is not None:
+        msg.header = header
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg
+
+
+def faces_to_msg(faces: Sequence[Face], header, width: int, height: int) -> FaceArray:
+    out = FaceArray(header=header, image_width=width, image_height=height)
+    for f in faces:
+        out.faces.append(FaceMsg(
+            track_id=int(f.track_id), score=float(f.score), x=float(f.x), y=float(f.y),
+            width=float(f.width), height=float(f.height),
+            landmarks=[Point(x=float(px), y=float(py), z=0.0) for px, py in f.landmarks],
+            yaw=float(f.yaw), pitch=float(f.pitch), roll=float(f.roll)))
+    return out
+
+
+def msg_to_faces(msg: FaceArray) -> List[Face]:
+    return [Face(x=m.x, y=m.y, width=m.width, height=m.height, score=m.score,
+                 landmarks=[(p.x, p.y) for p in m.landmarks], track_id=m.track_id,
+                 yaw=m.yaw, pitch=m.pitch, roll=m.roll) for m in msg.faces]
+
+
+def eyes_to_msg(eyes: Sequence[EyeState], faces: Sequence[Face], header) -> EyeStateArray:
+    out = EyeStateArray(header=header)
+    for e in eyes:
+        out.eyes.append(EyeStateMsg(
+            track_id=int(faces[e.face_index].track_id), face_index=int(e.face_index),
+            left=_EYE_CODES[e.left], right=_EYE_CODES[e.right], state=_EYE_CODES[e.state],
+            left_closed_prob=float(e.left_closed_prob), right_closed_prob=float(e.right_closed_prob),
+            closed_prob=float(e.closed_prob)))
+    return out
+
+
+def eye_code_name(code: int) -> str:
+    return _EYE_NAMES.get(code, UNKNOWN)
+
+
+def gaze_to_msg(targets: Sequence[GazeTarget], faces: Sequence[Face], header,
+                with_heatmaps: bool = False) -> GazeTargetArray:
+    out = GazeTargetArray(header=header)
+    for t in targets:
+        m = GazeTargetMsg(track_id=int(faces[t.face_index].track_id), face_index=int(t.face_index),
+                          point=Point(x=float(t.point[0]), y=float(t.point[1]), z=0.0),
+                          inout=float(t.inout), score=float(t.score), label=t.label)
+        if t.direction is not None:
+            m.direction = Vector3(x=float(t.direction[0]), y=float(t.direction[1]),
+                                  z=float(t.direction[2]))
+        if with_heatmaps and t.heatmap is not None:
+            hm = np.asarray(t.heatmap, dtype=np.float32)
+            m.heatmap_height, m.heatmap_width = int(hm.shape[0]), int(hm.shape[1])
+            m.heatmap = hm.ravel().tolist()
+        out.targets.append(m)
+    return out
+
+
+def stamp_seconds(header) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9

@@ -1,0 +1,74 @@
+"""Face detector node: `image` (sensor_msgs/Image) → `faces` (gaze_msgs/FaceArray)."""
+from __future__ import annotations
+
+from sensor_msgs.msg import Image
+
+from gaze_msgs.msg import FaceArray
+
+from .. import registry
+from ..core.draw import annotate
+from ..core.head_pose import fill_head_pose
+from ..core.types import CameraIntrinsics, FrameResult
+from .common import OUTPUT_QOS, PerceptionNode, spin
+from .convert import faces_to_msg
+
+
+def _thresholds_ok(v):
+    if len(v) != 3 or not all(0.0 <= t <= 1.0 for t in v):
+        return "thresholds must be three values in [0, 1] (P-Net, R-Net, O-Net)"
+    return None
+
+
+class FaceDetectorNode(PerceptionNode):
+    PARAMS = {
+        "backend": ("mtcnn", "face detector backend (see `gaze-perception backends`)", None),
+        "weights_dir": ("", "folder with weights and manifest.yaml; empty = package default", None),
+        "min_face_size": (20, "smallest face in pixels", lambda v: None if v >= 12 else "must be >= 12"),
+        "thresholds": ([0.6, 0.7, 0.7], "per-stage score thresholds", _thresholds_ok),
+        "max_faces": (0, "keep at most N faces, 0 = all", lambda v: None if v >= 0 else "must be >= 0"),
+        "head_pose": (True, "fill yaw/pitch/roll from landmarks (solvePnP)", None),
+    }
+    READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "weights_dir")
+    DETECTOR_PARAMS = ("min_face_size", "thresholds", "max_faces")
+
+    def __init__(self, **kwargs):
+        super().__init__("face_detector", **kwargs)
+        self.detector = self._build_detector()
+        self.add_post_set_parameters_callback(self._on_params_set)
+        self.pub = self.create_publisher(FaceArray, "faces", OUTPUT_QOS)
+        self.start(debug_topic="faces/debug_image")
+        self.get_logger().info(f"face detector ready: backend={self.param('backend')}, "
+                               f"device={self.detector.device}")
+
+    def _build_detector(self):
+        kw = {k: self.param(k) for k in self.DETECTOR_PARAMS}
+        kw["thresholds"] = tuple(kw["thresholds"])
+        return registry.create("face_detector", self.param("backend"), device=self.param("device"),
+                               weights_dir=self.param("weights_dir") or None, **kw)
+
+    def _on_params_set(self, params) -> None:
+        if any(p.name in self.DETECTOR_PARAMS for p in params):
+            self.detector = self._build_detector()
+
+    def process(self, msg: Image) -> None:
+        rgb = self.to_rgb(msg)
+        h, w = rgb.shape[:2]
+        faces = self.detector.detect([rgb])[0]
+        if self.param("head_pose"):
+            k = self.intrinsics or CameraIntrinsics.guess(w, h)
+            for f in faces:
+                fill_head_pose(f, k)
+        self.pub.publish(faces_to_msg(faces, msg.header, w, h))
+        if self.debug_wanted():
+            self.publish_debug(annotate(rgb, FrameResult(w, h, faces)), msg.header)
+
+    def diagnostic_values(self):
+        return {"backend": self.param("backend"), "device": str(self.detector.device)}
+
+
+def main(args=None):
+    spin(FaceDetectorNode, args)
+
+
+if __name__ == "__main__":
+    main()
