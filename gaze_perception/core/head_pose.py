@@ -41,11 +41,14 @@ def estimate_head_pose(landmarks, intrinsics: CameraIntrinsics
     if not ok or tvec[2, 0] <= 0:
         return None
     rot, _ = cv2.Rodrigues(rvec)
-    # Intrinsic Y (yaw) - X (pitch) - Z (roll) decomposition of R = Ry * Rx * Rz.
+    # Intrinsic Y (yaw) - X (pitch) - Z (roll) decomposition of R = Ry * Rx * Rz. The face looks
+    # along the head's -z: a positive turn about the camera's y (down) axis swings it towards
+    # image-left, hence the minus on yaw; a positive turn about x (image-right) tips it down
+    # and one about z (forward) is clockwise on screen, so pitch and roll keep their sign.
     pitch = math.asin(max(-1.0, min(1.0, -rot[1, 2])))
     yaw = math.atan2(rot[0, 2], rot[2, 2])
     roll = math.atan2(rot[1, 0], rot[1, 1])
-    return (-yaw, -pitch, roll)
+    return (-yaw, pitch, roll)
 
 
 def fill_head_pose(face: Face, intrinsics: CameraIntrinsics) -> Face:
