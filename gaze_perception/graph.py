@@ -2,6 +2,7 @@
 parameters and remappings passed as `--ros-args`. Used by `demo`, the tests and `up`."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -41,13 +42,41 @@ class NodeSpec:
         return cmd
 
 
+#: pipeline stage → node executable
+STAGE_NODES = {"faces": "face_detector", "eyes": "eye_state", "gaze": "gaze_target"}
+
+
+def node_specs(config, image_topic: str = "", namespace: str = "", device: str = "",
+               reliability: str = "") -> List[NodeSpec]:
+    """The ROS graph of a pipeline config: one node per configured stage. The face node takes
+    its backend parameters as ROS parameters; the eye and gaze nodes as a JSON `backend_params`."""
+    specs = []
+    for stage, executable in STAGE_NODES.items():
+        st = getattr(config, stage)
+        if st is None:
+            continue
+        params: Dict[str, object] = {"backend": st.backend}
+        if stage == "faces":
+            params.update(st.params)
+            params["head_pose"] = bool(config.head_pose)
+        else:
+            params["backend_params"] = json.dumps(st.params)
+        if device:
+            params["device"] = device
+        if reliability:
+            params["image_reliability"] = reliability
+        remap = {"image": image_topic} if image_topic else {}
+        specs.append(NodeSpec(executable, namespace=namespace, parameters=params, remappings=remap))
+    return specs
+
+
 def _param_text(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_param_text(v) for v in value) + "]"
-    if isinstance(value, str):
-        return value if value else "''"
+    if isinstance(value, str):  # YAML single quotes: a string stays a string ("{}", "1", "")
+        return "'" + value.replace("'", "''") + "'"
     return repr(value)
 
 

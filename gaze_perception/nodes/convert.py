@@ -72,8 +72,12 @@ def eyes_to_msg(eyes: Sequence[EyeState], faces: Sequence[Face], header) -> EyeS
     return out
 
 
-def eye_code_name(code: int) -> str:
-    return _EYE_NAMES.get(code, UNKNOWN)
+def msg_to_eyes(msg: EyeStateArray) -> List[EyeState]:
+    name = lambda code: _EYE_NAMES.get(code, UNKNOWN)  # noqa: E731
+    return [EyeState(face_index=m.face_index, state=name(m.state), left=name(m.left),
+                     right=name(m.right), closed_prob=m.closed_prob,
+                     left_closed_prob=m.left_closed_prob, right_closed_prob=m.right_closed_prob,
+                     track_id=m.track_id) for m in msg.eyes]
 
 
 def gaze_to_msg(targets: Sequence[GazeTarget], faces: Sequence[Face], header,
@@ -94,5 +98,14 @@ def gaze_to_msg(targets: Sequence[GazeTarget], faces: Sequence[Face], header,
     return out
 
 
-def stamp_seconds(header) -> float:
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
+def msg_to_gaze(msg: GazeTargetArray) -> List[GazeTarget]:
+    out = []
+    for m in msg.targets:
+        d = (m.direction.x, m.direction.y, m.direction.z)
+        heatmap = (np.asarray(m.heatmap, np.float32).reshape(m.heatmap_height, m.heatmap_width)
+                   if m.heatmap_width else None)
+        out.append(GazeTarget(face_index=m.face_index, point=(m.point.x, m.point.y),
+                              inout=m.inout, score=m.score, label=m.label,
+                              direction=d if any(d) else None, heatmap=heatmap,
+                              track_id=m.track_id))
+    return out

@@ -1,0 +1,42 @@
+"""Gaze-target node: `image` + `faces` → `gaze_targets` (gaze_msgs/GazeTargetArray)."""
+from __future__ import annotations
+
+from gaze_msgs.msg import GazeTargetArray
+
+from ..core.draw import annotate
+from ..core.types import FrameResult
+from .common import OUTPUT_QOS, spin
+from .convert import gaze_to_msg
+from .paired import PairedNode
+
+
+class GazeTargetNode(PairedNode):
+    KIND = "gaze_target"
+    PARAMS = {
+        "backend": ("head_pose", "gaze-target backend: head_pose (geometric) or gazelle", None),
+        "publish_heatmaps": (False, "fill GazeTarget.heatmap (Gaze-LLE backends)", None),
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__("gaze_target", **kwargs)
+        self.pub = self.create_publisher(GazeTargetArray, "gaze_targets", OUTPUT_QOS)
+        self.start(debug_topic="gaze_targets/debug_image")
+        self.get_logger().info(f"gaze-target node ready: backend={self.param('backend')}")
+
+    def process_pair(self, rgb, faces, image_msg) -> None:
+        targets = self.backend.estimate([rgb], [faces], [self.intrinsics_for(rgb)])[0] \
+            if faces else []
+        self.pub.publish(gaze_to_msg(targets, faces, image_msg.header,
+                                     with_heatmaps=self.param("publish_heatmaps")))
+        if self.debug_wanted():
+            h, w = rgb.shape[:2]
+            self.publish_debug(annotate(rgb, FrameResult(w, h, faces, gaze=targets)),
+                               image_msg.header)
+
+
+def main(args=None):
+    spin(GazeTargetNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""ros2 launch gaze_perception gaze_perception.launch.py [config:=classroom] [image:=/camera/image_raw]
+
+Builds the graph from the same pipeline YAML as `gaze-perception run` / `demo` (config/), so the
+YAML is the one place a pipeline is described.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from gaze_perception.core.config import load_pipeline_config
+from gaze_perception.graph import node_specs
+
+
+def _nodes(context):
+    arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    specs = node_specs(load_pipeline_config(arg("config") or None), image_topic=arg("image"),
+                       namespace=arg("namespace"), device=arg("device"))
+    return [Node(package="gaze_perception", executable=s.executable, namespace=s.namespace,
+                 parameters=[s.parameters], remappings=list(s.remappings.items()),
+                 output="screen") for s in specs]
+
+
+def generate_launch_description():
+    return LaunchDescription([
+        DeclareLaunchArgument("config", default_value="default",
+                              description="pipeline YAML: a path or a name in config/"),
+        DeclareLaunchArgument("image", default_value="/camera/image_raw",
+                              description="camera image topic"),
+        DeclareLaunchArgument("namespace", default_value="gaze", description="node namespace"),
+        DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda[:N]"),
+        OpaqueFunction(function=_nodes),
+    ])
