@@ -11,13 +11,15 @@ from .types import CameraIntrinsics, Face
 
 # Generic face model in millimetres, head frame: x to image-right, y down, z away from the camera
 # (camera optical convention), origin at the nose tip. Order: left eye, right eye, nose,
-# left mouth corner, right mouth corner (image-left first for a frontal face).
+# left mouth corner, right mouth corner (image-left first for a frontal face). x and y are the
+# standard 5-point face-alignment template (ArcFace, 112x112) scaled to a 63 mm inter-ocular
+# distance, so a frontal template face gives a pose near zero; depths are anthropometric means.
 FACE_MODEL_3D = np.array([
-    [-32.0, -33.0, 27.0],
-    [32.0, -33.0, 27.0],
+    [-31.5, -36.0, 27.0],
+    [31.5, -36.0, 27.0],
     [0.0, 0.0, 0.0],
-    [-26.0, 30.0, 24.0],
-    [26.0, 30.0, 24.0],
+    [-26.0, 37.0, 25.0],
+    [26.0, 37.0, 25.0],
 ], dtype=np.float64)
 
 
