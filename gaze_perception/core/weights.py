@@ -3,12 +3,15 @@ load with `torch.load(weights_only=True)`."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,11 +69,18 @@ def sha256_of(path: Path) -> str:
 
 
 def verify(path: Path, expected_sha256: str) -> Path:
+    """Check `path` against `expected_sha256`. An empty expectation (a manifest entry whose
+    published file we could not hash yet) only warns and prints the digest to pin."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file '{path}' is missing (expected sha256 {expected_sha256}); "
-                           "run `make weights` or `gaze-perception weights fetch`")
+        raise WeightsError(f"weights file '{path}' is missing (expected sha256 "
+                           f"{expected_sha256 or 'not pinned'}); run `make weights` or "
+                           "`gaze-perception weights fetch NAME [--from FILE]`")
     got = sha256_of(path)
+    if not expected_sha256:
+        log.warning("weights file '%s' has no sha256 in the manifest; its sha256 is %s: pin it "
+                    "in weights/manifest.yaml once you trust the file", path, got)
+        return path
     if got != expected_sha256:
         raise WeightsError(f"weights file '{path}' has sha256 {got}, expected {expected_sha256}: "
                            "the file is corrupt or was replaced")
