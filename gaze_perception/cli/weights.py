@@ -50,8 +50,7 @@ def fetch(entry: WeightEntry, wdir: Path, from_file: str = None) -> Path:
                     f"--from FILE`") from None
         else:
             raise WeightsError(f"manifest entry '{entry.name}' has no url; use --from FILE")
-        if entry.sha256:
-            verify(staged, entry.sha256)
+        verify(staged, entry.sha256)
         shutil.move(str(staged), dest)
     return dest
 
