@@ -1,0 +1,1 @@
+"""Evaluation metrics, defined exactly as the published benchmarks compute them."""

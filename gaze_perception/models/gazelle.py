@@ -1,0 +1,210 @@
+"""Gaze-LLE (Ryan et al., CVPR 2025): a frozen DINOv2 encoder and a small decoder prompted
+by each person's head box. Used by the inference backend and by training alike.
+
+`GazeLLEDecoder.state_dict()` is the published checkpoint format
+(`gazelle_dinov2_vit{b,l}14[_inout].pt` hold only these keys), so official decoders and ours
+are interchangeable. The details that decide parity with the official code (Python's
+half-to-even `round` for the head map, the end-exclusive fill, preprocessing on the float
+tensor) are kept on purpose; tests compare against a fixture made by the official code.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from ..core.weights import WeightsError, load_state_dict
+from .dinov2 import PATCH, DinoV2, StateDictSource, create_dinov2
+from .state_dict import load_strict
+
+IN_SIZE = 448
+OUT_SIZE = 64
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: variant -> (DINOv2 config, block-count override). The depth-2 ViT-S is the parity
+#: fixture's tiny model, for tests only.
+VARIANTS = {
+    "vitb14": ("vitb14", None),
+    "vitl14": ("vitl14", None),
+    "vits14_depth2": ("vits14", 2),
+}
+
+Box = Optional[Tuple[float, float, float, float]]  # normalised (xmin, ymin, xmax, ymax)
+
+
+def preprocess(images: Sequence[np.ndarray], device="cpu", size: int = IN_SIZE) -> torch.Tensor:
+    """RGB uint8 HxWx3 images -> (B, 3, size, size), the official order: to [0, 1], ImageNet
+    normalisation, then a bilinear antialiased resize of the float tensor (resizing the uint8
+    image first changes inputs by up to 0.0175)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
+    out = []
+    for image in images:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 HxWx3 image, got {image.dtype} {image.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)
+        x = x.float() / 255.0
+        x = ((x - mean) / std).unsqueeze(0)
+        out.append(F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                                 antialias=True))
+    return torch.cat(out)
+
+
+def head_maps(boxes: Sequence[Box], grid: int) -> torch.Tensor:
+    """(N, grid, grid) binary head prompts: coordinates x grid through Python's `round`
+    (half to even), filled end-exclusive; `None` gives an empty map (no prompt)."""
+    maps = torch.zeros(len(boxes), grid, grid)
+    for i, box in enumerate(boxes):
+        if box is not None:
+            x0, y0, x1, y1 = (round(v * grid) for v in box)
+            maps[i, y0:y1, x0:x1] = 1.0
+    return maps
+
+
+def positional_encoding_2d(dim: int, height: int, width: int) -> torch.Tensor:
+    """(dim, height, width) fixed sin/cos encoding: first half of the channels encodes x,
+    second half y, alternating sin and cos (the decoder's `pos_embed` buffer)."""
+    if dim % 4:
+        raise ValueError(f"2D sin/cos encoding needs a dimension divisible by 4, got {dim}")
+    half = dim // 2
+    freq = torch.exp(torch.arange(0.0, half, 2) * -(math.log(10000.0) / half))  # (half/2,)
+    wx = torch.arange(0.0, width)[:, None] * freq  # (width, half/2)
+    wy = torch.arange(0.0, height)[:, None] * freq
+    pe = torch.zeros(dim, height, width)
+    pe[0:half:2] = torch.sin(wx).T[:, None, :].expand(-1, height, -1)
+    pe[1:half:2] = torch.cos(wx).T[:, None, :].expand(-1, height, -1)
+    pe[half::2] = torch.sin(wy).T[:, :, None].expand(-1, -1, width)
+    pe[half + 1::2] = torch.cos(wy).T[:, :, None].expand(-1, -1, width)
+    return pe
+
+
+class GazeLLEDecoder(nn.Module):
+    """Projects backbone features, adds position and head-prompt embeddings, runs three
+    transformer blocks over the scene tokens and decodes a 64x64 heatmap (and in/out)."""
+
+    def __init__(self, in_dim: int, inout: bool = False, dim: int = 256, num_layers: int = 3,
+                 grid: int = IN_SIZE // PATCH, out_size: int = OUT_SIZE):
+        super().__init__()
+        self.grid, self.out_size, self.inout = grid, out_size, inout
+        self.linear = nn.Conv2d(in_dim, dim, 1)
+        self.register_buffer("pos_embed", positional_encoding_2d(dim, grid, grid))
+        # The official blocks: torch's LayerNorm (eps 1e-5, not timm's 1e-6), no qkv bias.
+        self.transformer = nn.Sequential(*[
+            Block(dim=dim, num_heads=8, mlp_ratio=4, drop_path=0.1, norm_layer=nn.LayerNorm)
+            for _ in range(num_layers)])
+        self.heatmap_head = nn.Sequential(
+            nn.ConvTranspose2d(dim, dim, kernel_size=2, stride=2),
+            nn.Conv2d(dim, 1, kernel_size=1, bias=False),
+            nn.Sigmoid())
+        self.head_token = nn.Embedding(1, dim)
+        if inout:
+            self.inout_head = nn.Sequential(
+                nn.Linear(dim, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 1), nn.Sigmoid())
+            self.inout_token = nn.Embedding(1, dim)
+
+    @property
+    def in_dim(self) -> int:
+        return self.linear.in_channels
+
+    def forward(self, features: torch.Tensor, maps: torch.Tensor, people_per_image: Sequence[int]
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """features (B, C, g, g), maps (sum(people), g, g) -> heatmaps (sum(people), 64, 64),
+        in/out (sum(people),) or None. Image features are projected once and shared by its heads."""
+        x = self.linear(features) + self.pos_embed
+        counts = torch.as_tensor(list(people_per_image), device=x.device)
+        x = x.repeat_interleave(counts, dim=0)
+        x = x + maps.to(x)[:, None] * self.head_token.weight[0][None, :, None, None]
+        tokens = x.flatten(2).transpose(1, 2)
+        if self.inout:
+            tokens = torch.cat([self.inout_token.weight.expand(len(tokens), 1, -1), tokens], dim=1)
+        tokens = self.transformer(tokens)
+        inout = None
+        if self.inout:
+            inout = self.inout_head(tokens[:, 0]).squeeze(-1)
+            tokens = tokens[:, 1:]
+        grid = tokens.transpose(1, 2).reshape(len(tokens), -1, self.grid, self.grid)
+        heat = self.heatmap_head(grid)
+        if heat.shape[-1] != self.out_size:
+            heat = F.interpolate(heat, size=(self.out_size, self.out_size), mode="bilinear",
+                                 align_corners=False, antialias=True)
+        return heat.squeeze(1), inout
+
+
+class GazeLLEOutput(NamedTuple):
+    heatmaps: torch.Tensor  # (sum(people), 64, 64) in 0..1
+    inout: Optional[torch.Tensor]  # (sum(people),) in 0..1, None without an in/out head
+    counts: List[int]  # people per image, to split the flat tensors
+
+    def per_image(self) -> List[Tuple[torch.Tensor, Optional[torch.Tensor]]]:
+        heat = self.heatmaps.split(self.counts)
+        inout = self.inout.split(self.counts) if self.inout is not None else [None] * len(heat)
+        return list(zip(heat, inout))
+
+
+class GazeLLE(nn.Module):
+    """Backbone + decoder: one backbone pass per image, one decoder pass for all heads."""
+
+    def __init__(self, backbone: DinoV2, decoder: GazeLLEDecoder):
+        super().__init__()
+        self.backbone, self.decoder = backbone, decoder
+
+    def forward(self, images: torch.Tensor, head_boxes: Sequence[Sequence[Box]]) -> GazeLLEOutput:
+        """images: preprocessed (B, 3, 448, 448); head_boxes: per image, normalised boxes."""
+        return self.decode(self.backbone.forward_patch_features(images), head_boxes)
+
+    def decode(self, features: torch.Tensor, head_boxes: Sequence[Sequence[Box]]) -> GazeLLEOutput:
+        """The decoder alone, on (possibly cached) backbone features."""
+        counts = [len(boxes) for boxes in head_boxes]
+        maps = head_maps([b for boxes in head_boxes for b in boxes], self.decoder.grid)
+        heat, inout = self.decoder(features, maps.to(features.device), counts)
+        return GazeLLEOutput(heat, inout, counts)
+
+
+def has_inout(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith(("inout_head.", "inout_token.")) for k in state_dict)
+
+
+def load_decoder_state_dict(decoder: GazeLLEDecoder, state_dict: Mapping[str, torch.Tensor],
+                            source: str = "Gaze-LLE decoder state dict") -> GazeLLEDecoder:
+    """Strict load of a published-format decoder; names missing / unexpected keys and says
+    which backbone a checkpoint was trained for when the sizes disagree."""
+    proj = state_dict.get("linear.weight")
+    if proj is not None and proj.shape[1] != decoder.in_dim:
+        raise WeightsError(f"{source} was trained on a {proj.shape[1]}-dim backbone but this "
+                           f"model's backbone gives {decoder.in_dim}-dim features: pick the "
+                           "matching variant (768 = ViT-B/14, 1024 = ViT-L/14)")
+    load_strict(decoder, state_dict, source)
+    return decoder
+
+
+def create_gazelle(variant: str = "vitb14", backbone_weights: StateDictSource = None,
+                   decoder_weights: StateDictSource = None, *, inout: Optional[bool] = None,
+                   backbone_sha256: Optional[str] = None, decoder_sha256: Optional[str] = None
+                   ) -> GazeLLE:
+    """Build Gaze-LLE `variant` (vitb14|vitl14) from a hub-format DINOv2 file and a published
+    decoder file (paths or state dicts; either may be None for random weights). `inout`
+    defaults to whether the decoder file has an in/out head; asking for one it lacks fails."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown Gaze-LLE variant '{variant}'; known: vitb14, vitl14")
+    name, depth = VARIANTS[variant]
+    backbone = create_dinov2(name, backbone_weights, depth=depth, expected_sha256=backbone_sha256)
+    state, source = None, "Gaze-LLE decoder state dict"
+    if isinstance(decoder_weights, Mapping):
+        state = decoder_weights
+    elif decoder_weights is not None:
+        state = load_state_dict(Path(decoder_weights), decoder_sha256)
+        source = f"weights file '{decoder_weights}'"
+    if inout is None:
+        inout = state is not None and has_inout(state)
+    decoder = GazeLLEDecoder(backbone.embed_dim, inout=inout)
+    if state is not None:
+        load_decoder_state_dict(decoder, state, source)
+    return GazeLLE(backbone, decoder).eval()
+

@@ -1,0 +1,30 @@
+"""Strict state-dict loading with messages that name the offending keys.
+
+PyTorch's own strict load reports problems as one long RuntimeError; users who picked the wrong
+checkpoint need to read which keys are missing, unexpected or of the wrong shape, and where from.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..core.weights import WeightsError
+
+
+def load_strict(module, state_dict: Mapping, source: str) -> None:
+    """Load `state_dict` into `module`, refusing any missing, unexpected or mis-shaped key."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mis_shaped = [f"{k} {tuple(state_dict[k].shape)} != {tuple(own[k].shape)}"
+                  for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {', '.join(unexpected)}")
+    if mis_shaped:
+        problems.append(f"wrong shapes (file != model): {'; '.join(mis_shaped)}")
+    if problems:
+        raise WeightsError(f"{source} does not fit {type(module).__name__}: "
+                           + " | ".join(problems))
+    module.load_state_dict(state_dict, strict=True)
