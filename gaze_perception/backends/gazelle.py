@@ -1,0 +1,142 @@
+"""Gaze-LLE gaze-target backend: where every person in a frame looks, from the official weights.
+
+All frames of a call share one backbone pass and one decoder pass (every head of every frame);
+the point is the heatmap's argmax scaled to the image, as the published metrics read it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..core import weights
+from ..core.device import resolve_device
+from ..core.types import CameraIntrinsics, Face, GazeTarget
+from ..models.gazelle import VARIANTS, create_gazelle, preprocess
+from .base import GazeTargetEstimator
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class GazeLLEBackend(GazeTargetEstimator):
+    """Gaze-LLE on a frozen DINOv2 (`variant` vitb14 | vitl14).
+
+    `backbone_weights` / `decoder_weights` are manifest names or file paths (default: the
+    official `dinov2_<variant>_pretrain` and `gazelle_dinov2_<variant>_inout`). `precision`
+    fp32 | bf16 | fp16 (fp16 on CUDA only) runs the model under autocast. `heatmaps=True`
+    attaches the 64x64 heatmap to each target; `subpixel=True` refines the argmax with a
+    parabola through its neighbours (off by default: the published metrics use the raw argmax).
+    A target whose in/out probability is below `inout_threshold` keeps its point (for display)
+    but gets score 0: the model says the person looks outside the frame.
+    """
+
+    gives = frozenset({"gaze", "heatmaps"})
+
+    def __init__(self, variant: str = "vitb14", backbone_weights: Optional[str] = None,
+                 decoder_weights: Optional[str] = None, weights_dir: Optional[Path] = None,
+                 device: str = "auto", precision: str = "fp32", heatmaps: bool = False,
+                 subpixel: bool = False, inout_threshold: float = 0.5) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown Gaze-LLE variant '{variant}'; use vitb14 or vitl14")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'; use {', '.join(PRECISIONS)}")
+        if not 0.0 <= inout_threshold <= 1.0:
+            raise ValueError(f"inout_threshold must lie in [0, 1], got {inout_threshold}")
+        self.device = resolve_device(device)
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("precision=fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+        self.variant, self.precision = variant, precision
+        self.heatmaps, self.subpixel = bool(heatmaps), bool(subpixel)
+        self.inout_threshold = float(inout_threshold)
+        wdir = Path(weights_dir) if weights_dir else weights.default_weights_dir()
+        backbone, backbone_sha = _locate(backbone_weights or f"dinov2_{variant}_pretrain", wdir,
+                                         "DINOv2 backbone weights")
+        decoder, decoder_sha = _locate(decoder_weights or f"gazelle_dinov2_{variant}_inout", wdir,
+                                       "Gaze-LLE decoder weights")
+        self.model = create_gazelle(variant, backbone, decoder, backbone_sha256=backbone_sha,
+                                    decoder_sha256=decoder_sha).to(self.device)
+
+    def describe(self) -> str:
+        return (f"GazeLLEBackend(variant={self.variant}, device={self.device}, "
+                f"precision={self.precision}, inout={self.model.decoder.inout})")
+
+    @torch.inference_mode()
+    def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
+                 intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
+                 ) -> List[List[GazeTarget]]:
+        if len(images) != len(faces):
+            raise ValueError(f"{len(images)} images but {len(faces)} face lists")
+        results: List[List[GazeTarget]] = [[] for _ in images]
+        frames = [i for i, f in enumerate(faces) if f]  # frames without faces need no pass
+        if not frames:
+            return results
+        sizes = [images[i].shape[1::-1] for i in frames]  # (width, height)
+        boxes = [[_normalised_box(f, w, h) for f in faces[i]] for i, (w, h) in zip(frames, sizes)]
+        x = preprocess([images[i] for i in frames], device=self.device)
+        with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
+                            enabled=self.precision != "fp32"):
+            out = self.model(x, boxes)
+        heat = out.heatmaps.float().cpu().numpy()
+        inout = out.inout.float().cpu().numpy() if out.inout is not None else None
+        k = 0
+        for i, (w, h) in zip(frames, sizes):
+            for j, face in enumerate(faces[i]):
+                results[i].append(self._target(j, face, heat[k], None if inout is None
+                                               else float(inout[k]), w, h))
+                k += 1
+        return results
+
+    def _target(self, index: int, face: Face, heat: np.ndarray, inout: Optional[float],
+                width: int, height: int) -> GazeTarget:
+        col, row = _peak(heat, self.subpixel)
+        inout = 1.0 if inout is None else inout  # no in/out head: the model assumes in-frame
+        score = float(heat.max()) if inout >= self.inout_threshold else 0.0
+        return GazeTarget(face_index=index, track_id=face.track_id, inout=inout, score=score,
+                          point=(col / heat.shape[1] * width, row / heat.shape[0] * height),
+                          heatmap=heat.copy() if self.heatmaps else None)
+
+
+def _locate(spec: str, wdir: Path, what: str) -> Tuple[Path, Optional[str]]:
+    """Path (and expected sha256, when the manifest knows it) of a manifest name or a file."""
+    entries = weights.load_manifest(wdir)
+    if spec in entries:
+        entry = entries[spec]
+        path = wdir / entry.file
+        if not path.is_file():
+            raise weights.WeightsError(
+                f"{what} '{spec}' are not installed ({path} is missing). Run `gaze-perception "
+                f"weights fetch {spec}` to download them from {entry.url}, or `gaze-perception "
+                f"weights fetch {spec} --from FILE` to install a copy you already have.")
+        return path, entry.sha256 or None
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise weights.WeightsError(f"{what} file '{path}' does not exist and '{spec}' is not a "
+                                   f"manifest name (known: {', '.join(sorted(entries))})")
+    return path, None
+
+
+def _normalised_box(face: Face, width: int, height: int) -> Tuple[float, float, float, float]:
+    """Head box as (xmin, ymin, xmax, ymax) in [0, 1]; clipped, since a box reaching past the
+    border would index the head map from the wrong end."""
+    x0, y0, x1, y1 = face.xyxy
+    return (min(max(x0 / width, 0.0), 1.0), min(max(y0 / height, 0.0), 1.0),
+            min(max(x1 / width, 0.0), 1.0), min(max(y1 / height, 0.0), 1.0))
+
+
+def _peak(heat: np.ndarray, subpixel: bool) -> Tuple[float, float]:
+    """(column, row) of the first maximum; with `subpixel`, the vertex of a parabola through
+    the maximum and its two neighbours on each axis, measured from the cell centre."""
+    row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    if not subpixel:
+        return float(col), float(row)
+    return col + 0.5 + _vertex(heat[row, :], col), row + 0.5 + _vertex(heat[:, col], row)
+
+
+def _vertex(line: np.ndarray, i: int) -> float:
+    if i == 0 or i == len(line) - 1:
+        return 0.0
+    left, mid, right = (float(v) for v in line[i - 1:i + 2])
+    curvature = left - 2.0 * mid + right
+    return 0.0 if curvature >= 0 else float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))

@@ -1,0 +1,102 @@
+"""The `gazelle` backend on the parity fixture's weights (tiny depth-2 ViT-S backbone)."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from gaze_perception.backends.gazelle import GazeLLEBackend  # noqa: E402
+from gaze_perception.core.types import Face  # noqa: E402
+from gaze_perception.core.weights import WeightsError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fx(shared_dir):
+    root = shared_dir / "fixtures" / "gazelle"
+    io = np.load(root / "io.npz")
+    meta = json.loads((root / "meta.json").read_text())
+    images = [io["image0"], io["image1"]]
+    faces = []
+    for image, boxes in zip(images, meta["head_boxes_normalised_xyxy"]):
+        h, w = image.shape[:2]
+        faces.append([Face.from_xyxy(x0 * w, y0 * h, x1 * w, y1 * h, track_id=10 + j)
+                      for j, (x0, y0, x1, y1) in enumerate(boxes)])
+    return {"root": root, "io": io, "images": images, "faces": faces}
+
+
+@pytest.fixture(scope="module")
+def backend(fx):
+    return GazeLLEBackend(variant="vits14_depth2", device="cpu", heatmaps=True,
+                          backbone_weights=str(fx["root"] / "dinov2_backbone_hub_format.pth"),
+                          decoder_weights=str(fx["root"] / "gazelle_decoder_inout.pt"))
+
+
+@pytest.fixture(scope="module")
+def both_frames(fx, backend):
+    return backend.estimate(fx["images"], fx["faces"])
+
+
+def test_points_are_the_fixture_argmax_in_pixels(fx, both_frames):
+    for i, (image, targets) in enumerate(zip(fx["images"], both_frames)):
+        h, w = image.shape[:2]
+        heat = fx["io"][f"heatmaps{i}"]
+        assert [t.face_index for t in targets] == list(range(len(heat)))
+        for t, ref, inout, face in zip(targets, heat, fx["io"][f"inout{i}"], fx["faces"][i]):
+            row, col = np.unravel_index(np.argmax(ref), ref.shape)
+            assert t.point == pytest.approx((col / 64 * w, row / 64 * h))
+            assert np.abs(t.heatmap - ref).max() <= 1e-4
+            assert t.inout == pytest.approx(float(inout), abs=1e-4)
+            assert t.track_id == face.track_id
+            # The fixture's in/out is ~0.43, below the default 0.5 threshold: point kept, score 0.
+            assert t.score == 0.0
+
+
+def test_frames_with_different_head_counts_batch_like_single_calls(fx, backend, both_frames):
+    img0, img1 = fx["images"]
+    f0, f1 = fx["faces"]
+    batched = backend.estimate([img1, img0, img1, img0], [f1, f0[:2], [], f0[2:]])
+    singles = [both_frames[1], backend.estimate([img0], [f0[:2]])[0], [],
+               backend.estimate([img0], [f0[2:]])[0]]
+    assert [len(b) for b in batched] == [1, 2, 0, 1]
+    for got, want in zip(batched, singles):
+        for a, b in zip(got, want):
+            assert np.abs(a.heatmap - b.heatmap).max() <= 1e-5
+            assert a.point == b.point and a.inout == pytest.approx(b.inout, abs=1e-5)
+
+
+def test_score_is_heatmap_max_when_inout_passes(fx):
+    backend = GazeLLEBackend(variant="vits14_depth2", device="cpu", inout_threshold=0.0,
+                             subpixel=True,
+                             backbone_weights=str(fx["root"] / "dinov2_backbone_hub_format.pth"),
+                             decoder_weights=str(fx["root"] / "gazelle_decoder_inout.pt"))
+    (target,) = backend.estimate([fx["images"][1]], [fx["faces"][1]])[0]
+    heat = fx["io"]["heatmaps1"][0]
+    assert target.score == pytest.approx(float(heat.max()), abs=1e-4)
+    assert target.heatmap is None
+    row, col = np.unravel_index(np.argmax(heat), heat.shape)
+    # Sub-pixel points stay within the argmax cell.
+    x, y = (v / 360 * 64 for v in target.point)
+    assert col <= x <= col + 1 and row <= y <= row + 1
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path):
+    with pytest.raises(WeightsError, match=r"weights fetch dinov2_vitb14_pretrain --from FILE"):
+        GazeLLEBackend(variant="vitb14", weights_dir=tmp_path, device="cpu")
+    with pytest.raises(WeightsError, match="nowhere.pt"):
+        GazeLLEBackend(variant="vitb14", backbone_weights=str(tmp_path / "nowhere.pt"),
+                       device="cpu")
+
+
+def test_fp16_needs_cuda(tmp_path):
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        GazeLLEBackend(variant="vitb14", device="cpu", precision="fp16", weights_dir=tmp_path)
+
+
+def test_bf16_runs_on_cpu_and_stays_close(fx, both_frames):
+    backend = GazeLLEBackend(variant="vits14_depth2", device="cpu", precision="bf16", heatmaps=True,
+                             backbone_weights=str(fx["root"] / "dinov2_backbone_hub_format.pth"),
+                             decoder_weights=str(fx["root"] / "gazelle_decoder_inout.pt"))
+    (target,) = backend.estimate([fx["images"][1]], [fx["faces"][1]])[0]
+    assert target.heatmap.dtype == np.float32
+    assert np.abs(target.heatmap - both_frames[1][0].heatmap).max() < 0.05
