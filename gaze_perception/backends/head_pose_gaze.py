@@ -1,0 +1,210 @@
+"""Geometric gaze targets from head pose: the default when no Gaze-LLE weights are installed.
+
+The gaze is taken to be where the head faces: a 3D ray from between the eyes along the head's
+yaw and pitch, projected into the image with the camera intrinsics (a guess from the image
+size when none are given). Walking along the projected ray, the first named region or other
+person's face that lies within `cone_deg` of it is the target; otherwise the target is where
+the ray leaves the frame, with a low in/out.
+
+Limits, honestly: eye movements are ignored (people often look 10-30 degrees away from where
+their head points), so the cone must be generous; a head-pose error of a few degrees moves a
+distant target a lot; regions are flat image polygons, so a person "looks at" whatever lies in
+that image direction, in front of or behind the real target; in/out and scores are fixed
+levels, not calibrated probabilities.
+
+The projected ray does not depend on how far the person is from the camera (scaling the eye
+position along its line of sight leaves the image of the ray unchanged), so no depth estimate
+is needed. Roll turns the head about the gaze axis and leaves the ray unchanged.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from ..core.types import CameraIntrinsics, Face, GazeTarget
+from .base import GazeTargetEstimator
+
+#: in/out levels: a named target was met; the ray leaves the frame or meets the camera;
+#: the ray ends inside the frame (its vanishing point) with nothing named on the way.
+IN_FRAME, OUT_OF_FRAME, OPEN_ENDED = 0.9, 0.2, 0.5
+CAMERA_LABEL = "camera"
+
+Point = Tuple[float, float]
+
+
+class HeadPoseGaze(GazeTargetEstimator):
+    """Targets from faces with head pose (yaw/pitch radians, camera frame) and landmarks.
+
+    `regions`: name -> polygon [[x, y], ...] in image pixels. `cone_deg`: how far from the ray
+    a target may lie, seen from the eyes. `max_distance_px`: ignore targets farther along the
+    ray. `device` is accepted for a uniform interface; this backend needs no accelerator.
+    A face whose head pose is unknown (NaN) gets in/out 0 and score 0, pointing at itself.
+    """
+
+    needs = frozenset({"faces", "landmarks", "head_pose"})
+    gives = frozenset({"gaze", "direction"})
+
+    def __init__(self, regions: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
+                 cone_deg: float = 15.0, max_distance_px: Optional[float] = None,
+                 device: str = "auto") -> None:
+        if not 0.0 < cone_deg < 90.0:
+            raise ValueError(f"cone_deg must lie in (0, 90), got {cone_deg}")
+        if max_distance_px is not None and max_distance_px <= 0:
+            raise ValueError(f"max_distance_px must be positive, got {max_distance_px}")
+        self.regions = {str(name): _polygon(name, pts) for name, pts in (regions or {}).items()}
+        self.cone = math.radians(cone_deg)
+        self.max_distance = float(max_distance_px) if max_distance_px else math.inf
+
+    def describe(self) -> str:
+        return (f"HeadPoseGaze(regions={sorted(self.regions)}, "
+                f"cone_deg={math.degrees(self.cone):g}, "
+                f"max_distance_px={self.max_distance:g})")
+
+    def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
+                 intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
+                 ) -> List[List[GazeTarget]]:
+        results = []
+        for k, (image, frame_faces) in enumerate(zip(images, faces)):
+            height, width = image.shape[:2]
+            cam = (intrinsics[k] if intrinsics and intrinsics[k] else None) or \
+                CameraIntrinsics.guess(width, height)
+            results.append([self._target(i, frame_faces, cam, width, height)
+                            for i in range(len(frame_faces))])
+        return results
+
+    def _target(self, index: int, faces: Sequence[Face], cam: CameraIntrinsics,
+                width: int, height: int) -> GazeTarget:
+        face = faces[index]
+        if face.head_pose is None:
+            return GazeTarget(index, face.center, inout=0.0, score=0.0, track_id=face.track_id)
+        d = gaze_direction(face.yaw, face.pitch)
+        eye = eye_point(face)
+        result = dict(face_index=index, track_id=face.track_id, direction=tuple(d.tolist()))
+        ray = np.array([(eye[0] - cam.cx) / cam.fx, (eye[1] - cam.cy) / cam.fy, 1.0])
+        to_camera = _angle(d, -ray)
+        if to_camera <= self.cone:
+            return GazeTarget(point=eye, inout=OUT_OF_FRAME, score=1.0 - to_camera / self.cone,
+                              label=CAMERA_LABEL, **result)
+        # Image direction of the ray at the eyes (derivative of the projection).
+        step = np.array([cam.fx * (d[0] - ray[0] * d[2]), cam.fy * (d[1] - ray[1] * d[2])])
+        if np.linalg.norm(step) < 1e-9:  # looking straight away from the camera
+            return GazeTarget(point=eye, inout=OPEN_ENDED, score=0.0, **result)
+        u = step / np.linalg.norm(step)
+        # Looking away from the camera, the ray's image ends at its vanishing point.
+        reach = (math.hypot(cam.fx * d[0] / d[2] + cam.cx - eye[0],
+                            cam.fy * d[1] / d[2] + cam.cy - eye[1]) if d[2] > 0 else math.inf)
+        hit = self._first_hit(np.array(eye), u, min(reach, self.max_distance), faces, index)
+        if hit is not None:
+            label, point, angle = hit
+            return GazeTarget(point=point, inout=IN_FRAME, score=1.0 - angle / self.cone,
+                              label=label, **result)
+        start = np.clip(eye, (0.0, 0.0), (width, height))
+        leave = _exit_distance(start, u, width, height)
+        end = start + min(leave, reach) * u
+        return GazeTarget(point=(float(end[0]), float(end[1])), score=0.0,
+                          inout=OUT_OF_FRAME if leave <= reach else OPEN_ENDED, **result)
+
+    def _first_hit(self, eye: np.ndarray, u: np.ndarray, limit: float,
+                   faces: Sequence[Face], index: int) -> Optional[Tuple[str, Point, float]]:
+        """(label, point, angle) of the nearest target within the cone, or None."""
+        candidates = [(name, poly, None) for name, poly in self.regions.items()]
+        for j, other in enumerate(faces):
+            if j != index:
+                x0, y0, x1, y1 = other.xyxy
+                box = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
+                candidates.append((f"person:{other.track_id or j}", box, other.center))
+        best = None
+        for label, poly, anchor in candidates:
+            seen = _sighting(eye, u, limit, poly)
+            if seen is None or seen[1] > self.cone or (best is not None and seen[0] >= best[0]):
+                continue
+            distance, angle, chord_mid = seen
+            best = (distance, label, anchor or chord_mid or _centroid(poly), angle)
+        return None if best is None else best[1:]
+
+
+def gaze_direction(yaw: float, pitch: float) -> np.ndarray:
+    """Unit vector, camera frame (x right, y down, z forward): (0, 0, -1) faces the camera;
+    yaw > 0 turns it to image-right, pitch > 0 down."""
+    return np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch),
+                     -math.cos(yaw) * math.cos(pitch)])
+
+
+def eye_point(face: Face) -> Point:
+    """Midpoint between the eyes (landmarks 0 and 1), else the box centre."""
+    if len(face.landmarks) >= 2:
+        (lx, ly), (rx, ry) = face.landmarks[0], face.landmarks[1]
+        return ((lx + rx) / 2.0, (ly + ry) / 2.0)
+    return face.center
+
+
+def _sighting(eye: np.ndarray, u: np.ndarray, limit: float, poly: np.ndarray
+              ) -> Optional[Tuple[float, float, Optional[Point]]]:
+    """How the ray from `eye` along `u` (up to `limit` px) sees a polygon:
+    (distance, angle off the ray, middle of the ray's chord through it or None), or None when
+    the polygon is behind, beyond reach, or contains the eyes (one's own region)."""
+    if cv2.pointPolygonTest(poly.reshape(-1, 1, 2), (float(eye[0]), float(eye[1])), False) >= 0:
+        return None
+    crossings = _ray_crossings(eye, u, poly)
+    crossings = crossings[crossings <= limit]
+    if crossings.size:
+        near = crossings[0]
+        # One crossing: the ray ends inside the polygon (or grazes a corner).
+        far = crossings[1] if crossings.size > 1 else (limit if math.isfinite(limit) else near)
+        mid = eye + (near + far) / 2.0 * u
+        return float(near), 0.0, (float(mid[0]), float(mid[1]))
+    rel = poly.astype(np.float64) - eye
+    along = rel @ u
+    dist = np.hypot(rel[:, 0], rel[:, 1])
+    ok = (along > 0) & (dist <= limit)
+    if not ok.any():
+        return None
+    angles = np.arccos(np.clip(along[ok] / dist[ok], -1.0, 1.0))
+    k = int(np.argmin(angles))
+    return float(dist[ok][k]), float(angles[k]), None
+
+
+def _ray_crossings(eye: np.ndarray, u: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Sorted distances along the ray at which it crosses the polygon's edges."""
+    a = poly.astype(np.float64)
+    edge = np.roll(a, -1, axis=0) - a
+    rel = a - eye
+    denom = u[0] * edge[:, 1] - u[1] * edge[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (rel[:, 0] * edge[:, 1] - rel[:, 1] * edge[:, 0]) / denom
+        r = (rel[:, 0] * u[1] - rel[:, 1] * u[0]) / denom
+    valid = (np.abs(denom) > 1e-12) & (s >= 0) & (r >= 0) & (r <= 1)
+    return np.sort(s[valid])
+
+
+def _exit_distance(start: np.ndarray, u: np.ndarray, width: int, height: int) -> float:
+    """Distance along `u` from `start` (inside the frame) to the frame border."""
+    size = (width, height)
+    steps = [((size[k] if u[k] > 0 else 0.0) - start[k]) / u[k]
+             for k in (0, 1) if abs(u[k]) > 1e-12]
+    return max(0.0, min(steps))
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> float:
+    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return math.acos(max(-1.0, min(1.0, cos)))
+
+
+def _centroid(poly: np.ndarray) -> Point:
+    m = cv2.moments(poly.reshape(-1, 1, 2))
+    if abs(m["m00"]) < 1e-9:
+        cx, cy = poly.mean(axis=0)
+        return (float(cx), float(cy))
+    return (m["m10"] / m["m00"], m["m01"] / m["m00"])
+
+
+def _polygon(name: str, points: Sequence[Sequence[float]]) -> np.ndarray:
+    poly = np.asarray(points, dtype=np.float32)
+    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3 or not np.isfinite(poly).all():
+        raise ValueError(f"region '{name}' must be a polygon of at least 3 [x, y] points, "
+                         f"got {points!r}")
+    return poly
+
