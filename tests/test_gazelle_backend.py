@@ -100,3 +100,19 @@ def test_bf16_runs_on_cpu_and_stays_close(fx, both_frames):
     (target,) = backend.estimate([fx["images"][1]], [fx["faces"][1]])[0]
     assert target.heatmap.dtype == np.float32
     assert np.abs(target.heatmap - both_frames[1][0].heatmap).max() < 0.05
+
+
+def test_manifest_names_are_sha256_checked(fx, tmp_path):
+    from gaze_perception.core.weights import sha256_of
+
+    files = {"tiny_backbone": "dinov2_backbone_hub_format.pth",
+             "tiny_decoder": "gazelle_decoder_inout.pt"}
+    entries = []
+    for name, file in files.items():
+        (tmp_path / file).symlink_to(fx["root"] / file)
+        sha = "0" * 64 if name == "tiny_decoder" else sha256_of(fx["root"] / file)
+        entries.append(f"  {name}:\n    file: {file}\n    sha256: '{sha}'\n")
+    (tmp_path / "manifest.yaml").write_text("weights:\n" + "".join(entries))
+    with pytest.raises(WeightsError, match="gazelle_decoder_inout.pt' has sha256"):
+        GazeLLEBackend(variant="vits14_depth2", weights_dir=tmp_path, device="cpu",
+                       backbone_weights="tiny_backbone", decoder_weights="tiny_decoder")

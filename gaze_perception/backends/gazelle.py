@@ -51,12 +51,11 @@ class GazeLLEBackend(GazeTargetEstimator):
         self.heatmaps, self.subpixel = bool(heatmaps), bool(subpixel)
         self.inout_threshold = float(inout_threshold)
         wdir = Path(weights_dir) if weights_dir else weights.default_weights_dir()
-        backbone, backbone_sha = _locate(backbone_weights or f"dinov2_{variant}_pretrain", wdir,
-                                         "DINOv2 backbone weights")
-        decoder, decoder_sha = _locate(decoder_weights or f"gazelle_dinov2_{variant}_inout", wdir,
-                                       "Gaze-LLE decoder weights")
-        self.model = create_gazelle(variant, backbone, decoder, backbone_sha256=backbone_sha,
-                                    decoder_sha256=decoder_sha).to(self.device)
+        backbone = _locate(backbone_weights or f"dinov2_{variant}_pretrain", wdir,
+                           "DINOv2 backbone weights")
+        decoder = _locate(decoder_weights or f"gazelle_dinov2_{variant}_inout", wdir,
+                          "Gaze-LLE decoder weights")
+        self.model = create_gazelle(variant, backbone, decoder).to(self.device)
 
     def describe(self) -> str:
         return (f"GazeLLEBackend(variant={self.variant}, device={self.device}, "
@@ -98,8 +97,8 @@ class GazeLLEBackend(GazeTargetEstimator):
                           heatmap=heat.copy() if self.heatmaps else None)
 
 
-def _locate(spec: str, wdir: Path, what: str) -> Tuple[Path, Optional[str]]:
-    """Path (and expected sha256, when the manifest knows it) of a manifest name or a file."""
+def _locate(spec: str, wdir: Path, what: str) -> Path:
+    """Path of a manifest name (sha256-checked as the manifest says) or of a file."""
     entries = weights.load_manifest(wdir)
     if spec in entries:
         entry = entries[spec]
@@ -109,12 +108,12 @@ def _locate(spec: str, wdir: Path, what: str) -> Tuple[Path, Optional[str]]:
                 f"{what} '{spec}' are not installed ({path} is missing). Run `gaze-perception "
                 f"weights fetch {spec}` to download them from {entry.url}, or `gaze-perception "
                 f"weights fetch {spec} --from FILE` to install a copy you already have.")
-        return path, entry.sha256 or None
+        return weights.verify(path, entry.sha256)
     path = Path(spec).expanduser()
     if not path.is_file():
         raise weights.WeightsError(f"{what} file '{path}' does not exist and '{spec}' is not a "
                                    f"manifest name (known: {', '.join(sorted(entries))})")
-    return path, None
+    return path
 
 
 def _normalised_box(face: Face, width: int, height: int) -> Tuple[float, float, float, float]:

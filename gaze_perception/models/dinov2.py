@@ -85,8 +85,7 @@ def load_hub_state_dict(model: DinoV2, state_dict: Mapping[str, torch.Tensor],
 
 
 def create_dinov2(variant: str = "vitb14", weights: StateDictSource = None, *,
-                  depth: Optional[int] = None, registers: int = 0,
-                  expected_sha256: Optional[str] = None) -> DinoV2:
+                  depth: Optional[int] = None, registers: int = 0) -> DinoV2:
     """Build DINOv2 `variant` (vits14|vitb14|vitl14), optionally from hub-format `weights`
     (a path or a state dict); `depth` overrides the block count (small test models)."""
     if variant not in CONFIGS:
@@ -100,6 +99,6 @@ def create_dinov2(variant: str = "vitb14", weights: StateDictSource = None, *,
         if isinstance(weights, Mapping):
             load_hub_state_dict(model, weights)
         else:
-            state = load_state_dict(Path(weights), expected_sha256)
+            state = load_state_dict(Path(weights))
             load_hub_state_dict(model, state, source=f"weights file '{weights}'")
     return model.eval()

@@ -185,8 +185,7 @@ def load_decoder_state_dict(decoder: GazeLLEDecoder, state_dict: Mapping[str, to
 
 
 def create_gazelle(variant: str = "vitb14", backbone_weights: StateDictSource = None,
-                   decoder_weights: StateDictSource = None, *, inout: Optional[bool] = None,
-                   backbone_sha256: Optional[str] = None, decoder_sha256: Optional[str] = None
+                   decoder_weights: StateDictSource = None, *, inout: Optional[bool] = None
                    ) -> GazeLLE:
     """Build Gaze-LLE `variant` (vitb14|vitl14) from a hub-format DINOv2 file and a published
     decoder file (paths or state dicts; either may be None for random weights). `inout`
@@ -194,12 +193,12 @@ def create_gazelle(variant: str = "vitb14", backbone_weights: StateDictSource = 
     if variant not in VARIANTS:
         raise ValueError(f"unknown Gaze-LLE variant '{variant}'; known: vitb14, vitl14")
     name, depth = VARIANTS[variant]
-    backbone = create_dinov2(name, backbone_weights, depth=depth, expected_sha256=backbone_sha256)
+    backbone = create_dinov2(name, backbone_weights, depth=depth)
     state, source = None, "Gaze-LLE decoder state dict"
     if isinstance(decoder_weights, Mapping):
         state = decoder_weights
     elif decoder_weights is not None:
-        state = load_state_dict(Path(decoder_weights), decoder_sha256)
+        state = load_state_dict(Path(decoder_weights))
         source = f"weights file '{decoder_weights}'"
     if inout is None:
         inout = state is not None and has_inout(state)
