@@ -6,13 +6,13 @@ from gaze_perception.graph import NodeProcess, NodeSpec, isolated_ros_env
 
 
 @contextlib.contextmanager
-def running_graph(specs, outputs, timeout=120.0):
+def running_graph(specs, outputs, timeout=120.0, **client_kw):
     """Start `specs` as processes on a fresh ROS domain and a GraphClient on the same domain."""
     from gaze_perception.nodes.client import GraphClient
 
     env = isolated_ros_env(random.randint(101, 232))
     procs = [NodeProcess(s, env, echo=False) for s in specs]
-    client = GraphClient(outputs=outputs, domain_id=int(env["ROS_DOMAIN_ID"]))
+    client = GraphClient(outputs=outputs, domain_id=int(env["ROS_DOMAIN_ID"]), **client_kw)
     try:
         client.wait_for_subscribers(timeout, count=len(specs),
                                     alive=lambda: all(p.alive() for p in procs))

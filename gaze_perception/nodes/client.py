@@ -12,23 +12,30 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from diagnostic_msgs.msg import DiagnosticArray
+
 from gaze_msgs.msg import EyeStateArray, FaceArray, GazeTargetArray
 
 from .convert import rgb_to_image
 
-OUTPUT_TYPES = {"faces": FaceArray, "eye_states": EyeStateArray, "gaze_targets": GazeTargetArray}
+OUTPUT_TYPES = {"faces": FaceArray, "eye_states": EyeStateArray, "gaze_targets": GazeTargetArray,
+                "diagnostics": DiagnosticArray}
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class GraphClient:
-    """Publishes `image` and waits for outputs with the same stamp on the given topics."""
+    """Publishes `image` (and other `inputs`, e.g. {"faces": FaceArray}) and waits for outputs
+    with the same stamp on the given topics."""
 
     def __init__(self, outputs: Sequence[str] = ("faces",), image_topic: str = "image",
-                 name: str = "gaze_client", domain_id: Optional[int] = None):
+                 name: str = "gaze_client", domain_id: Optional[int] = None,
+                 inputs: Optional[Dict[str, type]] = None):
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node(name, context=self.context)
-        self.image_pub = self.node.create_publisher(
-            Image, image_topic, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.image_pub = self.node.create_publisher(Image, image_topic, RELIABLE)
+        self.input_pubs = {topic: self.node.create_publisher(t, topic, RELIABLE)
+                           for topic, t in (inputs or {}).items()}
         self.received: Dict[str, Dict[tuple, tuple]] = {t: {} for t in outputs}
         self._lock = threading.Condition()
         for topic in outputs:
@@ -68,6 +75,16 @@ class GraphClient:
         sent = time.perf_counter()
         self.image_pub.publish(msg)
         return self.key(msg.header), sent
+
+    def send(self, topic: str, msg) -> None:
+        """Publish `msg` on one of the `inputs` topics."""
+        self.input_pubs[topic].publish(msg)
+
+    def latest(self, topic: str):
+        """The most recently received message on `topic`, or None."""
+        with self._lock:
+            items = self.received[topic].values()
+            return max(items, key=lambda v: v[1])[0] if items else None
 
     def wait(self, topic: str, key: tuple, timeout: float = 30.0):
         """The output on `topic` with stamp `key`, as (msg, receive time); None on timeout."""
