@@ -1,0 +1,163 @@
+"""Eye-state classifiers and their checkpoints, shared by the backend, training and evaluation.
+
+One door, `create_eye_model(arch, num_classes, in_chans)`: the project's own small CNN by name
+(`eyenet`, fast on 24..64 px crops) or any timm model name. A checkpoint is a plain dict
+``{"state_dict": ..., "meta": {...}, ...}`` that loads with ``torch.load(weights_only=True)``;
+`meta` says how to rebuild and feed the model, so run time cannot drift from training.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core import weights
+from ..core.eye_crops import DEFAULT_SCALE
+
+OPEN, CLOSED = "open", "closed"
+
+
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class EyeNet(nn.Module):
+    """Small VGG-style CNN: three stages at full, 1/2 and 1/4 resolution, global average pooling.
+
+    About 0.14 M parameters; size-agnostic, so one architecture serves 24 to 64 px crops.
+    """
+
+    def __init__(self, num_classes: int = 2, in_chans: int = 1, width: int = 32,
+                 drop: float = 0.2) -> None:
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _conv(in_chans, w), _conv(w, w), nn.MaxPool2d(2),
+            _conv(w, 2 * w), _conv(2 * w, 2 * w), nn.MaxPool2d(2),
+            _conv(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(drop), nn.Linear(4 * w, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+#: the project's own architectures; any other name goes to timm
+OWN_MODELS = {"eyenet": EyeNet}
+
+
+def create_eye_model(arch: str, num_classes: int = 2, in_chans: int = 1) -> nn.Module:
+    """Untrained classifier `arch` (own name or timm name) with `num_classes` outputs."""
+    if arch in OWN_MODELS:
+        return OWN_MODELS[arch](num_classes=num_classes, in_chans=in_chans)
+    import timm
+
+    if not timm.is_model(arch):
+        raise ValueError(f"unknown eye-state architecture '{arch}': neither one of "
+                         f"{sorted(OWN_MODELS)} nor a timm model name")
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans)
+
+
+@dataclass
+class EyeModelMeta:
+    """How to rebuild and feed a checkpoint: architecture, class order, input format, crop scale.
+
+    `classes[0]` and `classes[1]` are always open and closed; an optional third class is an
+    explicit "cannot tell" label (e.g. occluded) that run time reports as unknown.
+    """
+
+    arch: str = "eyenet"
+    classes: List[str] = field(default_factory=lambda: [OPEN, CLOSED])
+    in_chans: int = 1
+    input_size: int = 24
+    mean: List[float] = field(default_factory=lambda: [0.5])
+    std: List[float] = field(default_factory=lambda: [0.25])
+    crop_scale: float = DEFAULT_SCALE
+
+    def __post_init__(self) -> None:
+        self.classes = [str(c) for c in self.classes]
+        if self.classes[:2] != [OPEN, CLOSED] or len(self.classes) > 3:
+            raise ValueError(f"classes must be [open, closed] plus at most one more, "
+                             f"got {self.classes}")
+        if self.in_chans not in (1, 3) or len(self.mean) != self.in_chans \
+                or len(self.std) != self.in_chans:
+            raise ValueError(f"in_chans must be 1 or 3 with one mean/std per channel, got "
+                             f"in_chans={self.in_chans}, mean={self.mean}, std={self.std}")
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "EyeModelMeta":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+def build_model(meta: EyeModelMeta) -> nn.Module:
+    return create_eye_model(meta.arch, len(meta.classes), meta.in_chans)
+
+
+def save_checkpoint(path: Path, model: nn.Module, meta: EyeModelMeta, **extra) -> None:
+    """Write {"state_dict", "meta", **extra} atomically (a crash never leaves half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "meta": meta.to_dict(), **extra}, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(spec: Union[str, Path], weights_dir: Optional[Path] = None) -> Dict:
+    """The checkpoint dict of a file path or of a manifest name (then sha256-checked)."""
+    path = Path(spec)
+    if not path.is_file():
+        if os.sep in str(spec) or path.suffix:
+            raise weights.WeightsError(f"eye-state weights file '{spec}' does not exist")
+        path = weights.resolve(str(spec), weights_dir)
+    ckpt = weights.load_state_dict(path)
+    if "state_dict" not in ckpt or "meta" not in ckpt:
+        raise weights.WeightsError(f"'{path}' is not an eye-state checkpoint (it needs "
+                                   "'state_dict' and 'meta' entries)")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: Dict) -> Tuple[nn.Module, EyeModelMeta]:
+    """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU)."""
+    try:
+        meta = EyeModelMeta.from_dict(ckpt["meta"])
+        model = build_model(meta)
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise weights.WeightsError(f"checkpoint '{ckpt.get('path', '?')}' does not fit its "
+                                   f"declared architecture: {exc}") from exc
+    return model.eval(), meta
+
+
+def load_eye_model(spec: Union[str, Path], weights_dir: Optional[Path] = None,
+                   device: Union[str, torch.device] = "cpu") -> Tuple[nn.Module, EyeModelMeta]:
+    """Model and meta from a checkpoint file or manifest name, on `device`, in eval mode."""
+    model, meta = model_from_checkpoint(read_checkpoint(spec, weights_dir))
+    return model.to(device), meta
+
+
+def to_nchw(crops: np.ndarray) -> torch.Tensor:
+    """uint8 crops (N, H, W) or (N, H, W, C) -> uint8 tensor (N, C, H, W)."""
+    x = torch.from_numpy(np.ascontiguousarray(crops))
+    return (x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)).contiguous()
+
+
+def to_tensor(crops: np.ndarray, meta: EyeModelMeta) -> torch.Tensor:
+    """uint8 crops (N, H, W) or (N, H, W, C) -> normalised float tensor (N, C, H, W)."""
+    return normalize(to_nchw(crops).float() / 255.0, meta)
+
+
+def normalize(x: torch.Tensor, meta: EyeModelMeta) -> torch.Tensor:
+    mean = torch.tensor(meta.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(meta.std, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std

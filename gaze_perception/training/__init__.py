@@ -1,0 +1,1 @@
+"""Training and evaluation commands (`gaze-perception train|eval TASK`); torch loads lazily."""

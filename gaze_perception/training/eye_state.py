@@ -1,0 +1,334 @@
+"""`gaze-perception train eye-state` and `eval eye-state`.
+
+Training writes to `--out`: `best.pt` (best validation balanced accuracy; weights and meta
+only, ready for the `timm_eye` backend), `last.pt` (plus optimizer, epoch and run config, for
+`--resume`), `metrics.csv` and, when tensorboard is installed, `tensorboard/`. Torch is
+imported inside the commands so that the CLI starts fast.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..core.eye_crops import DEFAULT_SCALE
+from ..models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, check_thresholds,
+                                   decide)
+from . import data as ds
+from . import metrics
+
+log = logging.getLogger(__name__)
+
+#: run settings; saved in last.pt, so `--resume` continues the same run (only --epochs may grow)
+TRAIN_DEFAULTS = {
+    "arch": "eyenet", "classes": "open,closed", "channels": 1, "input_size": 24,
+    "crop_scale": DEFAULT_SCALE, "epochs": 30, "batch_size": 128, "lr": 3e-3,
+    "weight_decay": 5e-4, "balance": "weights", "augment": True, "val_fraction": 0.1,
+    "seed": 0, "group_column": None, "group_regex": None,
+}
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path,
+                   help="folder of class folders (open|opened, closed|close, optional third "
+                        "class) or a CSV with columns file,label")
+    p.add_argument("--image-root", type=Path,
+                   help="folder the CSV's file paths are relative to (default: the CSV's folder)")
+    p.add_argument("--only-files", type=Path, help="list file: use only these names")
+    p.add_argument("--exclude-files", type=Path, help="list file: leave these names out "
+                                                      "(e.g. a held-out test list)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    _add_data_args(p)
+    d = TRAIN_DEFAULTS
+    p.add_argument("--out", type=Path, default=Path("runs/eye_state"),
+                   help="output folder (default runs/eye_state)")
+    p.add_argument("--resume", type=Path, help="continue the run saved in this last.pt")
+    p.add_argument("--arch", help=f"eyenet or any timm model name (default {d['arch']})")
+    p.add_argument("--classes", help="class order: open,closed or open,closed,NAME for an "
+                                     f"explicit third class (default {d['classes']})")
+    p.add_argument("--channels", type=int, choices=(1, 3),
+                   help=f"1 = grayscale, 3 = RGB (default {d['channels']})")
+    p.add_argument("--input-size", type=int,
+                   help=f"crop side in pixels (default {d['input_size']})")
+    p.add_argument("--crop-scale", type=float, help="crop side / inter-ocular distance that "
+                   f"run time should use with this model (default {d['crop_scale']})")
+    p.add_argument("--epochs", type=int, help=f"total epochs (default {d['epochs']})")
+    p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
+    p.add_argument("--lr", type=float, help=f"peak AdamW learning rate, cosine decay "
+                                            f"(default {d['lr']})")
+    p.add_argument("--weight-decay", type=float, help=f"default {d['weight_decay']}")
+    p.add_argument("--balance", choices=("weights", "sampler", "none"),
+                   help="class imbalance: loss weights, balanced sampler, or none "
+                        f"(default {d['balance']})")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                   help="flips, small rotations/zoom/shifts, brightness and contrast (default on)")
+    p.add_argument("--val-fraction", type=float,
+                   help=f"share held out for validation (default {d['val_fraction']})")
+    p.add_argument("--seed", type=int, help=f"default {d['seed']}")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--group-column", help="CSV column naming each image's group (subject); "
+                                              "validation is then group-disjoint")
+    group.add_argument("--group-regex", help=r"pattern whose group 1 in the file name is the "
+                       r"group, e.g. '(s\d+)_' for MRL Eye; validation is then group-disjoint")
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    _add_data_args(p)
+    p.add_argument("--weights", required=True,
+                   help="checkpoint file or manifest name (e.g. eye_state_default)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"closed when P(closed) >= this (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--unknown-below", type=float, default=DEFAULT_UNKNOWN_BELOW,
+                   help=f"unknown when the top probability is under this (default "
+                        f"{DEFAULT_UNKNOWN_BELOW})")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument("--csv", type=Path, help="per-image predictions (default: beside --json, "
+                                            "same name with .csv)")
+
+
+def _samples(args, classes: List[str], group_column=None, group_regex=None) -> List[ds.Sample]:
+    samples = ds.load_samples(args.data, classes, args.image_root, group_column, group_regex)
+    only = ds.read_file_list(args.only_files) if args.only_files else None
+    exclude = ds.read_file_list(args.exclude_files) if args.exclude_files else None
+    samples = ds.select(samples, only, exclude)
+    if not samples:
+        raise ds.DataError(f"no images left in '{args.data}' after the file lists")
+    return samples
+
+
+def _train_config(args, resumed: Optional[Dict]) -> Dict:
+    given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
+    if resumed is None:
+        return {**TRAIN_DEFAULTS, **given}
+    cfg = dict(resumed["config"])
+    for key, value in given.items():
+        if key == "epochs":
+            cfg[key] = value
+        elif value != cfg.get(key):
+            log.warning("--%s %s ignored: a resumed run keeps its %s", key.replace("_", "-"),
+                        value, cfg.get(key))
+    return cfg
+
+
+class _EpochLog:
+    """Per-epoch figures to metrics.csv and, when tensorboard is installed, to TensorBoard."""
+
+    def __init__(self, out: Path) -> None:
+        self.csv_path = out / "metrics.csv"
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:
+            log.info("tensorboard is not installed: logging to %s only", self.csv_path)
+            self.tb = None
+
+    def write(self, row: Dict[str, float]) -> None:
+        new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
+        with open(self.csv_path, "a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    self.tb.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _figures(prefix: str, cm: np.ndarray, classes: List[str]) -> Dict[str, float]:
+    recalls = {f"{prefix}_recall_{c}": round(v["recall"], 5)
+               for c, v in metrics.per_class(cm, classes).items()}
+    return {f"{prefix}_acc": round(metrics.accuracy(cm), 5),
+            f"{prefix}_balanced_acc": round(metrics.balanced_accuracy(cm), 5), **recalls}
+
+
+def _train_val(args, cfg: Dict, classes: List[str]):
+    """(train, val) samples; every class must have training images."""
+    train_s, val_s = ds.split(_samples(args, classes, cfg["group_column"], cfg["group_regex"]),
+                              cfg["val_fraction"], cfg["seed"])
+    counts = np.bincount([s.label for s in train_s], minlength=len(classes))
+    if (counts == 0).any():
+        raise ds.DataError(f"no training images of class(es) "
+                           f"{[c for c, n in zip(classes, counts) if n == 0]}")
+    groups = len({s.group for s in train_s + val_s} - {None})
+    log.info("%d training images %s, %d validation%s", len(train_s),
+             dict(zip(classes, counts.tolist())), len(val_s),
+             f" (group-disjoint over {groups} groups)" if groups else "")
+    return train_s, val_s, counts
+
+
+def _new_model(cfg: Dict, classes: List[str], x_train):
+    """Untrained model (seeded) whose meta carries the training pixels' mean and std."""
+    import torch
+
+    from ..models.eye_state import EyeModelMeta, build_model
+
+    pixels = x_train.float() / 255.0
+    meta = EyeModelMeta(arch=cfg["arch"], classes=classes, in_chans=cfg["channels"],
+                        input_size=cfg["input_size"], crop_scale=cfg["crop_scale"],
+                        mean=pixels.mean(dim=(0, 2, 3)).tolist(),
+                        std=pixels.std(dim=(0, 2, 3)).tolist())
+    torch.manual_seed(cfg["seed"])
+    return build_model(meta), meta
+
+
+def train_main(args) -> int:
+    import torch
+
+    from ..core.device import resolve_device
+    from ..models.eye_state import model_from_checkpoint, read_checkpoint, save_checkpoint, to_nchw
+    from . import loop
+
+    resumed = read_checkpoint(args.resume) if args.resume else None
+    if resumed is not None and "config" not in resumed:
+        raise ValueError(f"'{args.resume}' holds no run state; resume from a last.pt")
+    cfg = _train_config(args, resumed)
+    classes = [c.strip() for c in str(cfg["classes"]).split(",")]
+    device = resolve_device(args.device)
+    train_s, val_s, counts = _train_val(args, cfg, classes)
+    x_train = to_nchw(ds.load_images(train_s, cfg["input_size"], cfg["channels"]))
+    y_train = torch.tensor([s.label for s in train_s])
+    x_val = to_nchw(ds.load_images(val_s, cfg["input_size"], cfg["channels"]))
+    y_val = np.array([s.label for s in val_s], dtype=np.int64)
+
+    model, meta = (model_from_checkpoint(resumed) if resumed is not None
+                   else _new_model(cfg, classes, x_train))
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"],
+                                  weight_decay=cfg["weight_decay"])
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    start, best = 0, -1.0
+    if resumed is not None:
+        optimizer.load_state_dict(resumed["optimizer"])
+        scaler.load_state_dict(resumed["scaler"])
+        start, best = int(resumed["epoch"]), float(resumed["best_score"])
+        log.info("resuming after epoch %d of %d (best so far %.4f)", start, cfg["epochs"], best)
+
+    class_w = torch.tensor(len(train_s) / (len(classes) * counts), dtype=torch.float32)
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=class_w.to(device) if cfg["balance"] == "weights" else None)
+    sample_w = class_w[y_train]
+    steps = math.ceil(len(train_s) / cfg["batch_size"])
+    total_steps = cfg["epochs"] * steps
+
+    def lr_at(step: int) -> float:  # cosine decay from the peak to zero over the whole run
+        return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    epoch_log = _EpochLog(args.out)
+    try:
+        for epoch in range(start, cfg["epochs"]):
+            t0 = time.monotonic()
+            # every epoch's randomness (order, augmentation, dropout) from (seed, epoch) alone,
+            # so a resumed run repeats the straight one
+            epoch_seed = cfg["seed"] * 1_000_003 + epoch
+            g = torch.Generator().manual_seed(epoch_seed)
+            torch.manual_seed(epoch_seed)
+            order = (torch.multinomial(sample_w, len(train_s), True, generator=g)
+                     if cfg["balance"] == "sampler" else torch.randperm(len(train_s), generator=g))
+            loss, train_cm = loop.train_epoch(
+                model, x_train, y_train, order, meta, optimizer, lr_at, epoch * steps, loss_fn,
+                scaler, cfg["batch_size"], device, g if cfg["augment"] else None,
+                desc=f"epoch {epoch + 1}/{cfg['epochs']}")
+            row = {"epoch": epoch + 1, "lr": lr_at(epoch * steps), "train_loss": round(loss, 5),
+                   **_figures("train", train_cm, classes)}
+            if len(val_s):
+                probs = loop.predict(model, x_val, meta, device)
+                val_cm = metrics.confusion_matrix(y_val, probs.argmax(1), len(classes))
+                nll = -np.log(probs[np.arange(len(y_val)), y_val] + 1e-12).mean()
+                row.update({"val_loss": round(float(nll), 5), **_figures("val", val_cm, classes)})
+            row["seconds"] = round(time.monotonic() - t0, 2)
+            epoch_log.write(row)
+            log.info("epoch %d/%d  %s", epoch + 1, cfg["epochs"],
+                     "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+            score = row["val_balanced_acc" if len(val_s) else "train_balanced_acc"]
+            info = {"epoch": epoch + 1, "score": score, "train_images": len(train_s),
+                    "val_images": len(val_s), "data": str(args.data)}
+            if score > best:
+                best = score
+                save_checkpoint(args.out / "best.pt", model, meta, info=info)
+            save_checkpoint(args.out / "last.pt", model, meta, info=info, config=cfg,
+                            optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
+                            epoch=epoch + 1, best_score=best)
+    finally:
+        epoch_log.close()
+    print(f"best {'validation' if len(val_s) else 'training'} balanced accuracy {best:.4f}; "
+          f"checkpoints {args.out / 'best.pt'}, {args.out / 'last.pt'}")
+    return 0
+
+
+def eval_main(args) -> int:
+    from ..core.device import resolve_device
+    from ..models.eye_state import load_eye_model, to_nchw
+    from .loop import predict
+
+    check_thresholds(args.threshold, args.unknown_below)
+    device = resolve_device(args.device)
+    model, meta = load_eye_model(args.weights, device=device)
+    samples = _samples(args, meta.classes)
+    images = to_nchw(ds.load_images(samples, meta.input_size, meta.in_chans))
+    probs = predict(model, images, meta, device, args.batch_size)
+    labels = np.array([s.label for s in samples])
+    preds, unknown = decide(probs, args.threshold, args.unknown_below)
+    cm = metrics.confusion_matrix(labels, preds, len(meta.classes))
+    confident = ~unknown
+    report = {
+        "images": len(samples), "weights": str(args.weights), "data": str(args.data),
+        "classes": meta.classes, "threshold": args.threshold,
+        "unknown_below": args.unknown_below, "accuracy": metrics.accuracy(cm),
+        "balanced_accuracy": metrics.balanced_accuracy(cm),
+        "per_class": metrics.per_class(cm, meta.classes), "confusion_matrix": cm.tolist(),
+        "unknown_rate": float(unknown.mean()),
+        "confident_accuracy": float((preds == labels)[confident].mean()) if confident.any()
+        else None,
+    }
+    print(_format_report(report, cm))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    csv_path = args.csv or (args.json.with_suffix(".csv") if args.json else None)
+    if csv_path:
+        _write_predictions(csv_path, samples, meta.classes, preds, unknown, probs)
+        print(f"per-image predictions: {csv_path}")
+    return 0
+
+
+def _format_report(r: Dict, cm: np.ndarray) -> str:
+    lines = [f"{r['images']} images, weights {r['weights']}, threshold {r['threshold']}, "
+             f"unknown below {r['unknown_below']}",
+             f"accuracy {r['accuracy']:.4f}  balanced accuracy {r['balanced_accuracy']:.4f}",
+             f"{'class':12s}{'precision':>10s}{'recall':>10s}{'f1':>10s}{'support':>10s}"]
+    for c, v in r["per_class"].items():
+        lines.append(f"{c:12s}{v['precision']:10.4f}{v['recall']:10.4f}{v['f1']:10.4f}"
+                     f"{v['support']:10d}")
+    lines += ["confusion matrix (rows: true, columns: predicted):",
+              metrics.format_confusion(cm, r["classes"]),
+              f"unknown rate {r['unknown_rate']:.4f}; accuracy of the others "
+              + ("-" if r["confident_accuracy"] is None else f"{r['confident_accuracy']:.4f}")]
+    return "\n".join(lines)
+
+
+def _write_predictions(path: Path, samples, classes, preds, unknown, probs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "label", "prediction", "unknown"] + [f"p_{c}" for c in classes])
+        for s, pred, unk, p in zip(samples, preds, unknown, probs):
+            writer.writerow([s.name, classes[s.label], classes[pred], int(unk)]
+                            + [f"{v:.6f}" for v in p])
