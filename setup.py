@@ -14,6 +14,7 @@ setup(
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml")),
         ("share/" + package_name + "/weights", ["weights/manifest.yaml"]),
+        ("share/" + package_name + "/weights/eye_state", glob("weights/eye_state/*")),
     ],
     install_requires=["setuptools", "numpy", "opencv-python-headless", "pyyaml", "tqdm"],
     extras_require={"test": ["pytest"]},
@@ -28,6 +29,8 @@ setup(
             "face_detector = gaze_perception.nodes.face_detector:main",
             "eye_state = gaze_perception.nodes.eye_state:main",
             "gaze_target = gaze_perception.nodes.gaze_target:main",
+            "source = gaze_perception.nodes.source:main",
+            "attention = gaze_perception.nodes.attention:main",
         ],
         "gaze_perception.face_detectors": [
             "mtcnn = gaze_perception.backends.mtcnn:MTCNNDetector",

@@ -96,3 +96,14 @@ def test_backends_and_weights_commands(capsys, tmp_path):
     assert not (wdir / "mtcnn" / "pnet.pt").exists()
     assert main(["weights", "fetch", "nosuch"]) == 2
     assert "unknown weights" in capsys.readouterr().err
+
+
+def test_run_default_pipeline_fills_eyes_and_gaze(sample_dir, tmp_path):
+    out = tmp_path / "d.jsonl"
+    assert main(["run", str(sample_dir / "a0.png"), "--jsonl", str(out), "--device", "cpu"]) == 0
+    face = _lines(out)[0]["faces"][0]
+    assert face["eyes"]["state"] == "open" and 0.0 <= face["eyes"]["closed_prob"] < 0.5
+    assert face["eyes"]["left"] == "open" and face["eyes"]["right"] == "open"
+    gaze = face["gaze"]
+    assert len(gaze["point"]) == 2 and 0.0 <= gaze["inout"] <= 1.0
+    assert len(gaze["direction"]) == 3
