@@ -34,6 +34,15 @@ setup(
         ],
         "gaze_perception.face_detectors": [
             "mtcnn = gaze_perception.backends.mtcnn:MTCNNDetector",
+            "yunet = gaze_perception.backends.yunet:YuNetDetector",
+            "retinaface = gaze_perception.backends.retinaface:RetinaFaceDetector",
+        ],
+        "gaze_perception.gaze_direction": [
+            "l2cs = gaze_perception.backends.gaze_direction:L2CSGazeDirection",
+            "itracker = gaze_perception.backends.gaze_direction:ITrackerScreenPoint",
+        ],
+        "gaze_perception.gaze_coding": [
+            "icatcher = gaze_perception.backends.gaze_coding:InfantGazeCoder",
         ],
         "gaze_perception.eye_state": [
             "timm_eye = gaze_perception.backends.timm_eye:TimmEyeState",

@@ -12,6 +12,8 @@ KINDS = {
     "face_detector": "gaze_perception.face_detectors",
     "eye_state": "gaze_perception.eye_state",
     "gaze_target": "gaze_perception.gaze_targets",
+    "gaze_direction": "gaze_perception.gaze_direction",
+    "gaze_coding": "gaze_perception.gaze_coding",
 }
 
 
