@@ -9,6 +9,7 @@ import numpy as np
 from .. import registry
 from .head_pose import fill_head_pose
 from .image import check_rgb
+from .tracking import Tracker, TrackerConfig
 from .types import CameraIntrinsics, Face, FrameResult
 
 
@@ -19,20 +20,49 @@ class StageConfig:
 
 
 @dataclass
+class GraphConfig:
+    """What a ROS graph adds around the stages (the YAML's top-level keys besides `stages`):
+    the namespace and remappings of every node, and the optional `source` and `attention`
+    nodes with their parameters. The pipeline itself ignores it."""
+
+    namespace: str = ""
+    remappings: Dict[str, str] = field(default_factory=dict)
+    source: Optional[Dict[str, Any]] = None
+    attention: Optional[Dict[str, Any]] = None
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "GraphConfig":
+        unknown = set(data) - {"stages", "namespace", "remappings", "source", "attention"}
+        if unknown:
+            raise ValueError(f"unknown pipeline key(s) {sorted(unknown)}; known: stages, "
+                             "namespace, remappings, source, attention")
+        for key in ("remappings", "source", "attention"):
+            if not isinstance(data.get(key) or {}, dict):
+                raise ValueError(f"'{key}' must be a mapping")
+        return cls(namespace=str(data.get("namespace") or ""),
+                   remappings={str(k): str(v) for k, v in (data.get("remappings") or {}).items()},
+                   source=data.get("source"), attention=data.get("attention"))
+
+
+@dataclass
 class PipelineConfig:
     faces: Optional[StageConfig] = field(default_factory=lambda: StageConfig("mtcnn"))
     eyes: Optional[StageConfig] = None
     gaze: Optional[StageConfig] = None
     head_pose: bool = True
+    tracking: Optional[TrackerConfig] = None
+    graph: GraphConfig = field(default_factory=GraphConfig)
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "PipelineConfig":
-        """Read the `stages:` mapping of a pipeline YAML (`faces`, `eyes`, `gaze`)."""
+        """Read a pipeline YAML: `stages:` (`faces`, `eyes`, `gaze`, `head_pose`, `tracking`)
+        and the graph keys; a mapping without `stages:` is the stages alone."""
         stages = data.get("stages", data) or {}
-        unknown = set(stages) - {"faces", "eyes", "gaze", "head_pose"}
+        graph = GraphConfig.from_dict(data) if "stages" in data else GraphConfig()
+        unknown = set(stages) - {"faces", "eyes", "gaze", "head_pose", "tracking"}
         if unknown:
             raise ValueError(f"unknown pipeline stage(s) {sorted(unknown)}; "
-                             "known: faces, eyes, gaze, head_pose")
+                             "known: faces, eyes, gaze, head_pose, tracking")
 
         def stage(key, default):
             spec = stages.get(key, default)
@@ -43,11 +73,13 @@ class PipelineConfig:
             return StageConfig(spec["backend"], dict(spec.get("params") or {}))
 
         return cls(faces=stage("faces", "mtcnn"), eyes=stage("eyes", None),
-                   gaze=stage("gaze", None), head_pose=bool(stages.get("head_pose", True)))
+                   gaze=stage("gaze", None), head_pose=bool(stages.get("head_pose", True)),
+                   tracking=TrackerConfig.from_value(stages.get("tracking")), graph=graph)
 
 
 class Pipeline:
-    """Runs the configured stages over RGB uint8 frames, in batches."""
+    """Runs the configured stages over RGB uint8 frames, in batches; with tracking on, calls
+    must come in frame order (the tracker keeps state between them)."""
 
     def __init__(self, config: Optional[PipelineConfig] = None, **overrides):
         self.config = config or PipelineConfig()
@@ -56,6 +88,7 @@ class Pipeline:
         self.face_detector = build("face_detector", self.config.faces)
         self.eye_state = build("eye_state", self.config.eyes)
         self.gaze_target = build("gaze_target", self.config.gaze)
+        self.tracker = Tracker(self.config.tracking) if self.config.tracking else None
 
     def __call__(self, frames: Sequence[np.ndarray],
                  faces: Optional[Sequence[List[Face]]] = None,
@@ -68,6 +101,9 @@ class Pipeline:
                 raise ValueError("no face stage configured and no faces given")
             faces = self.face_detector.detect(frames)
         faces = [list(fs) for fs in faces]
+        if self.tracker:  # frames arrive in order, batch after batch
+            for fs in faces:
+                self.tracker.update(fs)
         intr = list(intrinsics) if intrinsics is not None else [None] * len(frames)
         intr = [k or CameraIntrinsics.guess(f.shape[1], f.shape[0]) for k, f in zip(intr, frames)]
         if self.config.head_pose:

@@ -8,6 +8,7 @@ from gaze_msgs.msg import FaceArray
 from .. import registry
 from ..core.draw import annotate
 from ..core.head_pose import fill_head_pose
+from ..core.tracking import Tracker, TrackerConfig
 from ..core.types import CameraIntrinsics, FrameResult
 from .common import OUTPUT_QOS, PerceptionNode, spin
 from .convert import faces_to_msg
@@ -27,6 +28,15 @@ class FaceDetectorNode(PerceptionNode):
         "thresholds": ([0.6, 0.7, 0.7], "per-stage score thresholds", _thresholds_ok),
         "max_faces": (0, "keep at most N faces, 0 = all", lambda v: None if v >= 0 else "must be >= 0"),
         "head_pose": (True, "fill yaw/pitch/roll from landmarks (solvePnP)", None),
+        "tracking": (False, "fill Face.track_id, stable across frames (core/tracking.py)", None),
+        "tracking_max_age": (TrackerConfig.max_age, "frames a track keeps its id unseen",
+                             lambda v: None if v >= 0 else "must be >= 0"),
+        "tracking_min_hits": (TrackerConfig.min_hits, "matches in a row before a track gets an id",
+                              lambda v: None if v >= 1 else "must be >= 1"),
+        "tracking_min_iou": (TrackerConfig.min_iou, "overlap with the predicted box that matches",
+                             lambda v: None if 0.0 <= v <= 1.0 else "must lie in [0, 1]"),
+        "tracking_max_distance": (TrackerConfig.max_distance, "centre distance that matches, in "
+                                  "box sizes", lambda v: None if v > 0 else "must be > 0"),
     }
     READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "weights_dir")
     DETECTOR_PARAMS = ("min_face_size", "thresholds", "max_faces")
@@ -34,6 +44,7 @@ class FaceDetectorNode(PerceptionNode):
     def __init__(self, **kwargs):
         super().__init__("face_detector", **kwargs)
         self.detector = self._build_detector()
+        self.tracker = self._build_tracker()
         self.add_post_set_parameters_callback(self._on_params_set)
         self.pub = self.create_publisher(FaceArray, "faces", OUTPUT_QOS)
         self.start(debug_topic="faces/debug_image")
@@ -46,9 +57,17 @@ class FaceDetectorNode(PerceptionNode):
         return registry.create("face_detector", self.param("backend"), device=self.param("device"),
                                weights_dir=self.param("weights_dir") or None, **kw)
 
+    def _build_tracker(self):
+        if not self.param("tracking"):
+            return None
+        return Tracker(TrackerConfig(**{k: self.param(f"tracking_{k}")
+                                        for k in TrackerConfig().as_dict()}))
+
     def _on_params_set(self, params) -> None:
         if any(p.name in self.DETECTOR_PARAMS for p in params):
             self.detector = self._build_detector()
+        if any(p.name.startswith("tracking") for p in params):
+            self.tracker = self._build_tracker()
 
     def process(self, msg: Image) -> None:
         rgb = self.to_rgb(msg)
@@ -58,6 +77,8 @@ class FaceDetectorNode(PerceptionNode):
             k = self.intrinsics or CameraIntrinsics.guess(w, h)
             for f in faces:
                 fill_head_pose(f, k)
+        if self.tracker:
+            self.tracker.update(faces)
         self.pub.publish(faces_to_msg(faces, msg.header, w, h))
         if self.debug_wanted():
             self.publish_debug(annotate(rgb, FrameResult(w, h, faces)), msg.header)
