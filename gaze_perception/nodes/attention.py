@@ -1,0 +1,126 @@
+"""Attention node: `faces` + `eye_states` + `gaze_targets` of the same frame (joined by stamp)
+→ `attention` (gaze_msgs/AttentionSummary), per tracked person, at a set rate."""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+from gaze_msgs.msg import AttentionSummary, EyeStateArray, FaceArray, GazeTargetArray
+from gaze_msgs.msg import TrackAttention as TrackAttentionMsg
+
+from ..analytics.attention import AttentionAccumulator, frame_observations
+from ..analytics.regions import Regions
+from .common import OUTPUT_QOS, PerceptionNode, spin
+from .convert import msg_to_eyes, msg_to_faces, msg_to_gaze
+
+
+def _regions_ok(text):
+    try:
+        Regions(json.loads(text or "{}"))
+    except (ValueError, TypeError, AttributeError) as exc:
+        return f"must be a JSON object {{name: [[x, y], ...]}}: {exc}"
+    return None
+
+
+def _positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+class StampJoin:
+    """Hands on the messages of all `kinds` that share a header stamp once the last one is in;
+    at most `size` incomplete stamps wait, the oldest are dropped first."""
+
+    def __init__(self, kinds: Sequence[str], on_complete: Callable[[dict], None], size: int = 30):
+        self.kinds, self.on_complete, self.size = set(kinds), on_complete, size
+        self.pending: "OrderedDict[tuple, dict]" = OrderedDict()
+        self.dropped = 0
+
+    def add(self, kind: str, msg) -> None:
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
+        got = self.pending.setdefault(key, {})
+        got[kind] = msg
+        if set(got) == self.kinds:
+            self.on_complete(self.pending.pop(key))
+        while len(self.pending) > self.size:
+            self.pending.popitem(last=False)
+            self.dropped += 1
+
+
+class AttentionNode(PerceptionNode):
+    PARAMS = {
+        "regions": ("{}", "regions of interest as JSON {name: [[x, y], ...]}, image pixels",
+                    _regions_ok),
+        "window": (60.0, "sliding window of the summary, seconds", _positive),
+        "rate": (1.0, "summaries published per second", _positive),
+        "min_inout": (0.5, "a gaze target with a lower in/out probability is out_of_frame",
+                      lambda v: None if 0.0 <= v <= 1.0 else "must lie in [0, 1]"),
+        "max_frame_gap": (1.0, "most seconds one frame counts for", _positive),
+        "with_eye_states": (True, "wait for the eye_states of each frame", None),
+        "with_gaze_targets": (True, "wait for the gaze_targets of each frame", None),
+        "join_cache_size": (30, "frames kept while waiting for all their inputs", _positive),
+    }
+    READ_ONLY = PerceptionNode.READ_ONLY + tuple(PARAMS)
+
+    def __init__(self, **kwargs):
+        super().__init__("attention", **kwargs)
+        self.regions = Regions(json.loads(self.param("regions") or "{}"))
+        self.acc = AttentionAccumulator(self.param("window"), self.param("max_frame_gap"))
+        self.newest_header = None
+        inputs = {"faces": FaceArray}
+        if self.param("with_eye_states"):
+            inputs["eye_states"] = EyeStateArray
+        if self.param("with_gaze_targets"):
+            inputs["gaze_targets"] = GazeTargetArray
+        self.join = StampJoin(inputs, self._on_frame, self.param("join_cache_size"))
+        for topic, msg_type in inputs.items():
+            self.create_subscription(msg_type, topic, lambda m, t=topic: self._on_input(t, m),
+                                     OUTPUT_QOS)
+        self.pub = self.create_publisher(AttentionSummary, "attention", OUTPUT_QOS)
+        self.create_timer(1.0 / self.param("rate"), self._publish)
+        self.get_logger().info(f"attention node ready: inputs {sorted(inputs)}, regions "
+                               f"{list(self.regions.names)}")
+
+    def _on_input(self, topic: str, msg) -> None:
+        self.stats["received"] += 1
+        self.join.add(topic, msg)
+
+    def _on_frame(self, got: dict) -> None:
+        faces = msg_to_faces(got["faces"])
+        if any(not f.track_id for f in faces):
+            self.get_logger().warning("faces without track_id are not counted: turn `tracking` "
+                                      "on in the face node", throttle_duration_sec=10.0)
+        eyes = msg_to_eyes(got["eye_states"]) if "eye_states" in got else None
+        gaze = msg_to_gaze(got["gaze_targets"]) if "gaze_targets" in got else None
+        obs = frame_observations(faces, eyes, gaze, self.regions, self.param("min_inout"))
+        stamp = got["faces"].header.stamp
+        self.acc.add_frame(stamp.sec + stamp.nanosec * 1e-9, obs)
+        self.newest_header = got["faces"].header
+        self.stats["processed"] += 1
+
+    def _publish(self) -> None:
+        if self.newest_header is None:
+            return
+        out = AttentionSummary(header=self.newest_header, window=self.acc.window,
+                               session=self.acc.session_length)
+        for t in self.acc.summary():
+            targets = sorted(t.session.dwell)
+            out.tracks.append(TrackAttentionMsg(
+                track_id=t.track_id, target=t.target, targets=targets,
+                window_dwell=[t.window.dwell.get(k, 0.0) for k in targets],
+                session_dwell=[t.session.dwell[k] for k in targets],
+                window_observed=t.window.observed, session_observed=t.session.observed,
+                window_eyes_closed=t.window.eyes_closed, session_eyes_closed=t.session.eyes_closed,
+                window_eyes_known=t.window.eyes_known, session_eyes_known=t.session.eyes_known))
+        self.pub.publish(out)
+
+    def diagnostic_values(self):
+        return {"tracks": str(len(self.acc.session)), "unjoined_dropped": str(self.join.dropped)}
+
+
+def main(args=None):
+    spin(AttentionNode, args)
+
+
+if __name__ == "__main__":
+    main()
