@@ -15,10 +15,16 @@ from typing import Dict, List, Optional
 
 #: executable name → module with main()
 NODE_MODULES = {
+    "source": "gaze_perception.nodes.source",
     "face_detector": "gaze_perception.nodes.face_detector",
     "eye_state": "gaze_perception.nodes.eye_state",
     "gaze_target": "gaze_perception.nodes.gaze_target",
+    "attention": "gaze_perception.nodes.attention",
 }
+#: parameters of the source and attention nodes whose YAML value may have another type than
+#: the declared one (`rate: 10`, `source: 0`), which ROS refuses
+FLOAT_PARAMS = {"rate", "window", "min_inout", "max_frame_gap"}
+STRING_PARAMS = {"source", "frame_id", "camera_info"}
 
 
 @dataclass
@@ -33,8 +39,8 @@ class NodeSpec:
         cmd = [sys.executable, "-m", NODE_MODULES[self.executable], "--ros-args"]
         if self.name:
             cmd += ["-r", f"__node:={self.name}"]
-        if self.namespace:
-            cmd += ["-r", f"__ns:={self.namespace}"]
+        if self.namespace:  # rcl takes only an absolute namespace here (launch_ros adds the /)
+            cmd += ["-r", f"__ns:=/{self.namespace.lstrip('/')}"]
         for src, dst in self.remappings.items():
             cmd += ["-r", f"{src}:={dst}"]
         for key, value in self.parameters.items():
@@ -47,9 +53,29 @@ STAGE_NODES = {"faces": "face_detector", "eyes": "eye_state", "gaze": "gaze_targ
 
 
 def node_specs(config, image_topic: str = "", namespace: str = "", device: str = "",
-               reliability: str = "") -> List[NodeSpec]:
-    """The ROS graph of a pipeline config: one node per configured stage. The face node takes
-    its backend parameters as ROS parameters; the eye and gaze nodes as a JSON `backend_params`."""
+               reliability: str = "", source: Optional[Dict[str, object]] = None
+               ) -> List[NodeSpec]:
+    """The ROS graph of a pipeline config: a `source` node when the config or `source` names
+    one, one node per configured stage, and the `attention` node when the config has
+    `attention:`. Every node gets the config's namespace and remappings; `namespace` and
+    `image_topic` override them, `source` overrides parameters of the config's source. The
+    face node takes its backend parameters as ROS parameters; the eye and gaze nodes as a JSON
+    `backend_params`."""
+    graph = config.graph
+    ns = namespace or graph.namespace
+    remap = dict(graph.remappings)
+    if image_topic:
+        remap["image"] = image_topic
+    common: Dict[str, object] = {}
+    if device:
+        common["device"] = device
+    if reliability:
+        common["image_reliability"] = reliability
+
+    def spec(executable, params):
+        return NodeSpec(executable, namespace=ns, parameters={**params, **common},
+                        remappings=dict(remap))
+
     specs = []
     for stage, executable in STAGE_NODES.items():
         st = getattr(config, stage)
@@ -59,15 +85,36 @@ def node_specs(config, image_topic: str = "", namespace: str = "", device: str =
         if stage == "faces":
             params.update(st.params)
             params["head_pose"] = bool(config.head_pose)
+            if config.tracking:
+                params["tracking"] = True
+                params.update({f"tracking_{k}": v for k, v in config.tracking.as_dict().items()})
         else:
             params["backend_params"] = json.dumps(st.params)
-        if device:
-            params["device"] = device
-        if reliability:
-            params["image_reliability"] = reliability
-        remap = {"image": image_topic} if image_topic else {}
-        specs.append(NodeSpec(executable, namespace=namespace, parameters=params, remappings=remap))
+        specs.append(spec(executable, params))
+    source_params = {**(graph.source or {}), **(source or {})}
+    if source_params:  # first in the list; it waits until the stage nodes listen
+        specs.insert(0, spec("source", {"wait_for_subscribers": len(specs),
+                                        **_typed(source_params)}))
+    if graph.attention is not None:
+        specs.append(spec("attention", _attention_params(config)))
     return specs
+
+
+def _attention_params(config) -> Dict[str, object]:
+    from .analytics.regions import Regions
+
+    params = dict(config.graph.attention)
+    regions = params.pop("regions", None) or {}
+    Regions(regions)  # a bad polygon fails here, before any node starts
+    params["regions"] = json.dumps(regions)
+    params["with_eye_states"] = config.eyes is not None
+    params["with_gaze_targets"] = config.gaze is not None
+    return _typed(params)
+
+
+def _typed(params: Dict[str, object]) -> Dict[str, object]:
+    return {k: float(v) if k in FLOAT_PARAMS else str(v) if k in STRING_PARAMS else v
+            for k, v in params.items()}
 
 
 def _param_text(value) -> str:
@@ -96,8 +143,11 @@ class NodeProcess:
         self.spec = spec
         self.label = spec.name or spec.executable
         self.lines: List[str] = []
+        # Own process group: a terminal's Ctrl-C reaches only the parent, which stops each node
+        # with one SIGINT (a second one, arriving mid-shutdown, would kill it uncleanly).
         self.proc = subprocess.Popen(spec.command(), env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                     process_group=0)
         self._reader = threading.Thread(target=self._pump, args=(echo,), daemon=True)
         self._reader.start()
 

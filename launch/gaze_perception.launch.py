@@ -25,9 +25,10 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("config", default_value="default",
                               description="pipeline YAML: a path or a name in config/"),
-        DeclareLaunchArgument("image", default_value="/camera/image_raw",
-                              description="camera image topic"),
-        DeclareLaunchArgument("namespace", default_value="gaze", description="node namespace"),
+        DeclareLaunchArgument("image", default_value="",
+                              description="camera image topic; empty = the config's remapping"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="node namespace; empty = the config's"),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda[:N]"),
         OpaqueFunction(function=_nodes),
     ])

@@ -41,7 +41,7 @@ def test_node_specs_from_pipeline_yaml():
                        namespace="gaze", device="cpu")
     assert [s.executable for s in specs] == ["face_detector"]
     cmd = specs[0].command()
-    assert cmd[cmd.index("--ros-args"):][:5] == ["--ros-args", "-r", "__ns:=gaze", "-r",
+    assert cmd[cmd.index("--ros-args"):][:5] == ["--ros-args", "-r", "__ns:=/gaze", "-r",
                                                  "image:=/cam/image_raw"]
     assert "thresholds:=[0.6,0.7,0.7]" in " ".join(cmd)
     assert "device:='cpu'" in cmd

@@ -32,6 +32,14 @@ def _build_parser() -> argparse.ArgumentParser:
     from . import demo as demo_cmd
     demo_cmd.add_args(sub.add_parser("demo", help="the ROS 2 graph on the bundled sample"))
 
+    from . import up as up_cmd
+    up_cmd.add_args(sub.add_parser("up", help="start the ROS 2 graph of a pipeline YAML "
+                                   "(one process per node) until Ctrl-C"))
+
+    from . import report as report_cmd
+    report_cmd.add_args(sub.add_parser("report", help="per-person attention report (CSV, "
+                                       "plots, HTML) of a JSON Lines file or a bag"))
+
     sub.add_parser("backends", help="list installed backends by kind")
 
     from . import weights as weights_cmd

@@ -1,0 +1,151 @@
+"""Source node: a camera, video file, image folder, image or stream URL → `image`
+(sensor_msgs/Image, rgb8) and, with a calibration file, `camera_info` with the same header.
+
+Frames are stamped with the node's clock when they are published (sim time when
+`use_sim_time` is set), so stamps increase across loops and match what a camera driver sends.
+At the end of a file without `loop` the node stays up and idle, like a camera with no signal,
+so a graph started by `gaze-perception up` does not read it as a crash."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from ..core.calibration import load_calibration
+from ..core.sources import VIDEO_EXTS, FrameSource, SourceError
+from .common import PerceptionNode, spin
+from .convert import rgb_to_image
+
+#: publish rate of images and folders when `rate` is 0
+STILL_RATE = 10.0
+#: reliable publishing serves both best-effort and reliable subscribers; depth 1: newest frame
+PUBLISH_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def open_capture(source: str) -> cv2.VideoCapture:
+    """A camera index or a URL, opened now so that a wrong one fails at start-up."""
+    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not cap.isOpened():
+        raise SourceError(f"cannot open camera or stream '{source}'")
+    return cap
+
+
+def _captured(cap: cv2.VideoCapture) -> Iterator:
+    """Frames (RGB) of an open capture, as long as they come."""
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+class SourceNode(PerceptionNode):
+    PARAMS = {
+        "source": ("0", "camera index, video file, image folder, image, or a URL OpenCV opens",
+                   lambda v: None if v else "must not be empty"),
+        "rate": (0.0, f"frames per second; 0 = a video's own rate, as fast as a camera "
+                 f"delivers, {STILL_RATE:g} for images",
+                 lambda v: None if v >= 0 else "must be >= 0"),
+        "loop": (False, "start a file or folder again at its end", None),
+        "frame_id": ("camera", "header.frame_id of the images", None),
+        "camera_info": ("", "calibration YAML (ROS camera_calibration or OpenCV); empty = none",
+                        None),
+        "wait_for_subscribers": (0, "start once this many nodes subscribe to `image` (so no "
+                                 "frame of a file is lost while models load); 0 = at once",
+                                 lambda v: None if v >= 0 else "must be >= 0"),
+    }
+    READ_ONLY = PerceptionNode.READ_ONLY + tuple(PARAMS)
+
+    def __init__(self, **kwargs):
+        super().__init__("source", **kwargs)
+        source = self.param("source")
+        self.is_file = not source.isdigit() and "://" not in source
+        # opened now, so that a bad path or camera ends the node at start-up with the reason
+        self.frames = FrameSource(source) if self.is_file else open_capture(source)
+        rate = self.param("rate") or (self._native_rate(source) if self.is_file else 0.0)
+        self.period = 1.0 / rate if rate > 0 else 0.0
+        self.info = None
+        if self.param("camera_info"):
+            cal = load_calibration(self.param("camera_info"))
+            self.info = CameraInfo(width=cal.width, height=cal.height, k=cal.k, d=cal.d, r=cal.r,
+                                   p=cal.p, distortion_model=cal.distortion_model)
+        self.image_pub = self.create_publisher(Image, "image", PUBLISH_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", PUBLISH_QOS)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="source", daemon=True)
+        self._thread.start()
+        self.get_logger().info(f"source ready: {source} at "
+                               f"{f'{1 / self.period:g} Hz' if self.period else 'its own rate'}")
+
+    def _native_rate(self, source: str) -> float:
+        if Path(source).suffix.lower() not in VIDEO_EXTS:
+            return STILL_RATE
+        cap = cv2.VideoCapture(source)
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        cap.release()
+        return fps if fps > 0 else STILL_RATE
+
+    def _frames(self) -> Iterator:
+        if not self.is_file:
+            yield from _captured(self.frames)
+            return
+        while True:
+            yield from (f.rgb for f in self.frames)
+            if not self.param("loop"):
+                return
+
+    def _run(self) -> None:
+        wanted = self.param("wait_for_subscribers")
+        while self.image_pub.get_subscription_count() < wanted:
+            if self._stop.wait(0.05):
+                return
+        if wanted and self._stop.wait(0.5):  # let discovery settle in both directions
+            return
+        due = time.monotonic()
+        try:
+            for rgb in self._frames():
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    return
+                self._publish(rgb)
+                due = max(due + self.period, time.monotonic())  # after a stall: no burst
+        except SourceError as exc:
+            self.reject(str(exc))
+        self.get_logger().info(f"source ended after {self.stats['processed']} frames")
+
+    def _publish(self, rgb) -> None:
+        msg = rgb_to_image(rgb, None)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.param("frame_id")
+        self.image_pub.publish(msg)
+        if self.info is not None:
+            if (self.info.width, self.info.height) != (msg.width, msg.height):
+                self.reject(f"camera_info is for {self.info.width}x{self.info.height}, "
+                            f"images are {msg.width}x{msg.height}")
+            self.info.header = msg.header
+            self.info_pub.publish(self.info)
+        self.stats["processed"] += 1
+
+    def destroy_node(self):
+        self._stop.set()
+        self._thread.join(2.0)
+        return super().destroy_node()
+
+    def diagnostic_values(self):
+        return {"source": self.param("source"),
+                "rate_hz": f"{1 / self.period:g}" if self.period else "native"}
+
+
+def main(args=None):
+    spin(SourceNode, args)
+
+
+if __name__ == "__main__":
+    main()
