@@ -13,6 +13,17 @@ def astronaut() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut())
 
 
+def demo_sequence(n: int) -> List[Tuple[str, np.ndarray]]:
+    """`n` frames of a short clip: the single face, then the grid of four drifting right by
+    two pixels a frame (so tracking has something to follow), then the mirrored face."""
+    single, mirrored, grid = (f for _, f in demo_frames())
+    frames = [("astronaut", single)]
+    for i in range(max(0, n - 2)):
+        frames.append((f"grid_{i:03d}", np.ascontiguousarray(np.roll(grid, 2 * i, axis=1))))
+    frames.append(("astronaut_mirrored", mirrored))
+    return frames[:n]
+
+
 def demo_frames() -> List[Tuple[str, np.ndarray]]:
     """Three 640x480 frames: one face, the mirrored face, and a 2x2 grid of four faces."""
     a = astronaut()

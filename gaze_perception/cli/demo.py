@@ -1,7 +1,9 @@
 """`gaze-perception demo`: the ROS 2 graph of a pipeline config on the bundled sample, each node
-in its own process, fed and read over DDS."""
+in its own process, fed and read over DDS, ending with the attention report of the session."""
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -10,12 +12,15 @@ import cv2
 
 #: node output topic of each pipeline stage
 STAGE_TOPICS = {"faces": "faces", "eyes": "eye_states", "gaze": "gaze_targets"}
+FRAME_PERIOD_NS = 100_000_000  # the sample plays as a 10 Hz camera
 
 
 def add_args(p) -> None:
-    p.add_argument("--config", help="pipeline YAML or a name in config/ (default: default)")
-    p.add_argument("--out", default="demo_out", help="folder for annotated images")
+    p.add_argument("--config", default="classroom",
+                   help="pipeline YAML or a name in config/ (default: classroom)")
+    p.add_argument("--out", default="demo_out", help="folder for annotated images and the report")
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N]")
+    p.add_argument("--frames", type=int, default=20, help="frames to publish")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the graph")
 
 
@@ -24,16 +29,17 @@ def _describe(result) -> str:
     gaze = {g.face_index: g for g in (result.gaze or [])}
     parts = []
     for i, f in enumerate(result.faces):
-        text = f"({f.x:.0f},{f.y:.0f},{f.width:.0f}x{f.height:.0f}) {f.score:.3f}"
-        if f.head_pose is not None:
-            text += " yaw/pitch " + "/".join(f"{v * 57.2958:+.0f}" for v in f.head_pose[:2])
+        text = f"#{f.track_id} ({f.x:.0f},{f.y:.0f},{f.width:.0f}x{f.height:.0f})"
         if i in eyes:
             text += f" eyes {eyes[i].state}"
         if i in gaze:
-            g = gaze[i]
-            text += f" gaze ({g.point[0]:.0f},{g.point[1]:.0f}) {g.label or ''}".rstrip()
+            text += f" → {gaze[i].label or '({:.0f},{:.0f})'.format(*gaze[i].point)}"
         parts.append(text)
     return "; ".join(parts)
+
+
+def _topic(namespace: str, name: str) -> str:
+    return f"{namespace.rstrip('/')}/{name}" if namespace else name
 
 
 def main(args) -> int:
@@ -43,50 +49,64 @@ def main(args) -> int:
     from ..graph import NodeProcess, isolated_ros_env, node_specs
     from ..nodes.client import GraphClient
     from ..nodes.convert import msg_to_eyes, msg_to_faces, msg_to_gaze
-    from ..samples import demo_frames
+    from ..samples import demo_sequence
+    from . import report
 
     config = load_pipeline_config(args.config)
     specs = node_specs(config, device=args.device, reliability="reliable")
-    topics = [STAGE_TOPICS[s] for s in STAGE_TOPICS if getattr(config, s) is not None]
+    ns = specs[0].namespace
+    image_topic = specs[0].remappings.get("image", "image")
+    topics = {s: _topic(ns, t) for s, t in STAGE_TOPICS.items() if getattr(config, s) is not None}
     env = isolated_ros_env()
     print(f"demo: {len(specs)} node(s) ({', '.join(s.executable for s in specs)}) on "
-          f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}", flush=True)
+          f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, image topic {image_topic}", flush=True)
     procs = [NodeProcess(s, env) for s in specs]
-    client = GraphClient(outputs=topics, domain_id=int(env["ROS_DOMAIN_ID"]))
+    client = GraphClient(outputs=list(topics.values()), image_topic=image_topic,
+                         domain_id=int(env["ROS_DOMAIN_ID"]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / "demo.jsonl"
     failures, latencies = 0, []
     try:
-        client.wait_for_subscribers(args.timeout, count=len(specs),
+        client.wait_for_subscribers(args.timeout, count=len(topics),
                                     alive=lambda: all(p.alive() for p in procs))
         time.sleep(0.5)  # let discovery settle in both directions
-        print(f"\n{'frame':20s} {'faces':>5s} {'latency ms':>10s}  per face: box score, head pose "
-              "(deg), eyes, gaze target")
-        for i, (name, rgb) in enumerate(demo_frames()):
-            key, sent = client.publish(rgb, stamp_ns=(i + 1) * 100_000_000, frame_id="demo_camera")
-            got = {t: client.wait(t, key, timeout=args.timeout) for t in topics}
-            if any(v is None for v in got.values()):
-                missing = [t for t, v in got.items() if v is None]
-                print(f"{name:20s} no {', '.join(missing)} within {args.timeout} s")
-                failures += 1
-                continue
-            latencies.append((max(v[1] for v in got.values()) - sent) * 1000.0)
-            result = FrameResult(rgb.shape[1], rgb.shape[0], msg_to_faces(got["faces"][0]))
-            if "eye_states" in got:
-                result.eyes = msg_to_eyes(got["eye_states"][0])
-            if "gaze_targets" in got:
-                result.gaze = msg_to_gaze(got["gaze_targets"][0])
-            print(f"{name:20s} {len(result.faces):5d} {latencies[-1]:10.1f}  {_describe(result)}")
-            cv2.imwrite(str(out / f"{name}.jpg"), cv2.cvtColor(annotate(rgb, result),
-                                                               cv2.COLOR_RGB2BGR))
+        print(f"\n{'frame':24s} {'faces':>5s} {'latency ms':>10s}  per face: #track (box) eyes → "
+              "gaze target")
+        with open(jsonl, "w") as sink:
+            for i, (name, rgb) in enumerate(demo_sequence(args.frames)):
+                stamp = (i + 1) * FRAME_PERIOD_NS
+                key, sent = client.publish(rgb, stamp_ns=stamp, frame_id="demo_camera")
+                got = {s: client.wait(t, key, timeout=args.timeout) for s, t in topics.items()}
+                if any(v is None for v in got.values()):
+                    missing = [topics[s] for s, v in got.items() if v is None]
+                    print(f"{name:24s} no {', '.join(missing)} within {args.timeout} s")
+                    failures += 1
+                    continue
+                latencies.append((max(v[1] for v in got.values()) - sent) * 1000.0)
+                result = FrameResult(rgb.shape[1], rgb.shape[0], msg_to_faces(got["faces"][0]),
+                                     frame=i, source=name, stamp=stamp * 1e-9)
+                if "eyes" in got:
+                    result.eyes = msg_to_eyes(got["eyes"][0])
+                if "gaze" in got:
+                    result.gaze = msg_to_gaze(got["gaze"][0])
+                sink.write(json.dumps(result.to_json()) + "\n")
+                print(f"{name:24s} {len(result.faces):5d} {latencies[-1]:10.1f}  "
+                      f"{_describe(result)}")
+                cv2.imwrite(str(out / f"{name}.jpg"),
+                            cv2.cvtColor(annotate(rgb, result), cv2.COLOR_RGB2BGR))
         if latencies:
+            ordered = sorted(latencies)
             print(f"\nend-to-end latency (image published → all outputs received): median "
-                  f"{sorted(latencies)[len(latencies) // 2]:.1f} ms, max {max(latencies):.1f} ms "
-                  f"over {len(latencies)} frames; annotated images in {out}/")
+                  f"{ordered[len(ordered) // 2]:.1f} ms, max {ordered[-1]:.1f} ms over "
+                  f"{len(ordered)} frames; annotated images in {out}/")
     finally:
         client.close()
         codes = [p.stop() for p in procs]
     if any(c != 0 for c in codes):
         print(f"demo: node exit codes {codes}", file=sys.stderr)
         return 1
-    return 1 if failures else 0
+    if failures:
+        return 1
+    return report.main(argparse.Namespace(input=str(jsonl), out=str(out / "report"),
+                                          config=args.config, fps=0.0))
