@@ -46,6 +46,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from . import weights as weights_cmd
     weights_cmd.add_args(sub.add_parser("weights", help="list, fetch or verify model weights"))
 
+    from . import bag as bag_cmd
+    bag_cmd.add_args(sub.add_parser("bag", help="record, play, process or evaluate rosbag2 bags"))
+
     for verb in ("train", "eval"):
         vp = sub.add_parser(verb, help=f"{verb} a model ({', '.join(TASKS)})")
         vsub = vp.add_subparsers(dest="task", required=True)
