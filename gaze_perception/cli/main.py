@@ -10,6 +10,7 @@ import sys
 #: `train` / `eval` targets: module providing add_{train,eval}_args(p) and {train,eval}_main(args)
 TASKS = {
     "eye-state": "gaze_perception.training.eye_state",
+    "face-detector": "gaze_perception.training.face_detector",
     "gaze-target": "gaze_perception.training.gaze_target",
 }
 

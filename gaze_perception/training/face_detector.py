@@ -1,0 +1,319 @@
+"""`gaze-perception train face-detector` (one MTCNN stage) and `eval face-detector` (any face
+backend).
+
+Training writes a weights folder (`--out`): `mtcnn/<stage>.pt` (a plain state dict with the
+published keys), `manifest.yaml` pinning the sha256 of all three stages (stages not trained
+yet are copied from the package weights) and `<stage>_metrics.csv`. That folder is a complete
+`weights_dir` for the `mtcnn` backend, and by default the cascade that mines hard examples
+for the next stage. Torch is imported inside the commands so that the CLI starts fast.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import yaml
+
+from ..core import weights
+from .data import DataError
+
+log = logging.getLogger(__name__)
+
+STAGE_NAMES = ("pnet", "rnet", "onet")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stage", required=True, choices=STAGE_NAMES, help="cascade stage to train")
+    p.add_argument("--boxes", required=True, type=Path,
+                   help="WIDER FACE style box file (e.g. wider_face_train_bbx_gt.txt)")
+    p.add_argument("--images", required=True, type=Path,
+                   help="folder the box file's image paths are relative to")
+    p.add_argument("--landmarks", type=Path, help="five-point file, one face per line: "
+                   "'file x1 y1 ... x5 y5 x y w h' (landmark samples for onet)")
+    p.add_argument("--landmark-images", type=Path,
+                   help="folder the landmark file's paths are relative to (default --images)")
+    p.add_argument("--out", type=Path, default=Path("runs/face_detector"),
+                   help="weights folder to write (default runs/face_detector)")
+    p.add_argument("--mine", action=argparse.BooleanOptionalAction, default=True,
+                   help="rnet/onet: add the earlier stages' candidates as hard examples "
+                        "(default on)")
+    p.add_argument("--mining-weights", type=Path, help="weights folder of the cascade that "
+                   "mines (default: --out when it holds a manifest.yaml, else the package's)")
+    p.add_argument("--init", help="start from these weights, a manifest name (e.g. "
+                                  "mtcnn_onet) or a file (default: random)")
+    p.add_argument("--neg-ratio", type=float, default=3.0,
+                   help="negatives per positive (default 3, i.e. 1:3)")
+    p.add_argument("--crops-per-face", type=int, default=10,
+                   help="jittered crops tried around each face (default 10)")
+    p.add_argument("--min-face", type=float, default=20.0,
+                   help="faces with a shorter side below this (px) give no crops (default 20)")
+    p.add_argument("--loss-weights", help="classification,box,landmark weights (default "
+                   "1,0.5,0.5 for pnet and rnet, 1,0.5,1 for onet)")
+    p.add_argument("--box-loss", choices=("mse", "smooth_l1"), default="mse",
+                   help="loss on the box offsets (default mse)")
+    p.add_argument("--cls-weights", help="non_face,face cross-entropy weights "
+                                         "(default: unweighted)")
+    p.add_argument("--ohem", type=float, default=0.7, help="share of the classification "
+                   "losses kept in each batch, hardest first (default 0.7; 1 = no OHEM)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="random horizontal flips (default on)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the images held out for validation (default 0.1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="folder of the images")
+    p.add_argument("--boxes", type=Path,
+                   help="WIDER FACE style box file (default DATA/boxes.txt)")
+    p.add_argument("--landmarks", type=Path, help="five-point file ('file x1 y1 ... x5 y5 x y "
+                                                  "w h'): adds the mean landmark error")
+    p.add_argument("--backend", default="mtcnn", help="face detector backend (default mtcnn)")
+    p.add_argument("--weights-dir", type=Path,
+                   help="weights folder, e.g. the --out of train face-detector")
+    p.add_argument("--weights", help="manifest name or file (yunet, retinaface)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend parameter (YAML value), e.g. score_threshold=0.3; repeatable")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
+    p.add_argument("--json", type=Path, help="write the figures here")
+
+
+def _floats(text: Optional[str], n: int, flag: str) -> Optional[tuple]:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != n or any(v < 0 for v in values):
+        raise ValueError(f"{flag} needs {n} non-negative comma-separated numbers, got '{text}'")
+    return values
+
+
+def _check_train_args(args) -> None:
+    checks = [(0 < args.ohem <= 1, "--ohem must lie in (0, 1]"),
+              (args.neg_ratio >= 0, "--neg-ratio must be >= 0"),
+              (args.crops_per_face >= 1, "--crops-per-face must be >= 1"),
+              (args.epochs >= 1, "--epochs must be >= 1"),
+              (args.batch_size >= 1, "--batch-size must be >= 1"),
+              (0 <= args.val_fraction < 1, "--val-fraction must lie in [0, 1)")]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def train_main(args) -> int:
+    import torch
+
+    from ..core.device import resolve_device
+    from . import face_data, face_samples, face_train
+
+    _check_train_args(args)
+    loss_cfg = face_train.LossConfig(
+        _floats(args.loss_weights, 3, "--loss-weights")
+        or face_train.DEFAULT_LOSS_WEIGHTS[args.stage],
+        args.box_loss, _floats(args.cls_weights, 2, "--cls-weights"), args.ohem)
+    device = resolve_device(args.device)
+    dataset = face_data.read_boxes(args.boxes)
+    if args.landmarks:
+        if args.stage != "onet":
+            log.warning("--landmarks ignored: only O-Net has a landmark head")
+        else:
+            dataset = face_data.merge(dataset, face_data.read_landmarks(args.landmarks))
+    net_cls, size = face_train.STAGES[args.stage]
+    cfg = face_samples.SampleConfig(size, args.neg_ratio, args.crops_per_face, args.min_face,
+                                    landmarks=args.stage == "onet")
+    miner = _miner(args, device) if args.stage != "pnet" and args.mine else None
+    samples = face_samples.generate(dataset, args.images, cfg, args.seed, miner,
+                                    args.landmark_images, desc=f"{args.stage} samples")
+    val_images = _held_out(len(dataset), args.val_fraction, args.seed)
+    is_val = np.isin(samples.source, val_images)
+    train_s, val_s = samples.subset(~is_val), samples.subset(is_val)
+    log.info("%d images -> %d training samples %s, %d validation samples %s", len(dataset),
+             len(train_s), train_s.counts(), len(val_s), val_s.counts())
+    if not train_s.counts()["positive"] or not train_s.counts()["negative"]:
+        raise DataError(f"the training samples need positives and negatives, got "
+                        f"{train_s.counts()} (faces below --min-face {args.min_face:g} px "
+                        "give no crops)")
+
+    torch.manual_seed(args.seed)
+    net = net_cls()
+    if args.init:
+        _load_init(net, args.init)
+    train_cfg = face_train.TrainConfig(args.epochs, args.batch_size, args.lr, args.weight_decay,
+                                       args.flip, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / f"{args.stage}_metrics.csv"
+    csv_path.unlink(missing_ok=True)
+    clock = [time.monotonic()]
+
+    def on_epoch(epoch: int, row: Dict[str, float]) -> None:
+        row = {"epoch": epoch, **{k: round(v, 6) for k, v in row.items()},
+               "seconds": round(time.monotonic() - clock[0], 2)}
+        clock[0] = time.monotonic()
+        _append_csv(csv_path, row)
+        log.info("epoch %d/%d  %s", epoch, args.epochs, "  ".join(
+            f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+
+    best = face_train.fit(net, train_s, val_s, loss_cfg, train_cfg, device, on_epoch)
+    net.load_state_dict(best)
+    scored = val_s if len(val_s) else train_s
+    figures = face_train.evaluate(net, scored, loss_cfg, device)
+    path = _install(args.out, args.stage, best, f"trained by `gaze-perception train "
+                    f"face-detector --stage {args.stage}` on {args.boxes}")
+    print(f"{'validation' if len(val_s) else 'training'} samples {scored.counts()}")
+    print(format_sample_figures(figures))
+    print(f"weights {path}; use `--weights-dir {args.out}` (backend parameter weights_dir) "
+          "to run or evaluate the cascade")
+    return 0
+
+
+def format_sample_figures(f: Dict[str, float]) -> str:
+    def num(key: str) -> str:
+        return "-" if math.isnan(f[key]) else f"{f[key]:.4f}"
+
+    return (f"face accuracy {num('acc_face')}  non-face accuracy {num('acc_non_face')}  "
+            f"box offset error {num('box_error')} (crop sides)  landmark error "
+            f"{num('landmark_error')} (inter-ocular distances)  loss {f['loss_total']:.4f}")
+
+
+def _held_out(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Indices of the validation images: whole images, so no face is on both sides."""
+    if fraction <= 0 or n < 2:
+        return np.zeros(0, int)
+    k = min(max(1, round(fraction * n)), n - 1)
+    return np.random.default_rng(seed).permutation(n)[:k]
+
+
+def _miner(args, device):
+    """Candidate boxes of the stages before `args.stage`, as the cascade would pass them on.
+
+    Calls MTCNNDetector's stage methods (`_propose`, `_refine`) rather than a copy of them, so
+    the candidates are exactly what the trained stage will be given at run time.
+    """
+    import torch
+
+    from ..backends.mtcnn import MTCNNDetector
+
+    wdir = args.mining_weights
+    if wdir is None and (args.out / "manifest.yaml").is_file():
+        wdir = args.out
+    detector = MTCNNDetector(weights_dir=wdir, device=str(device))
+    log.info("mining hard examples with the cascade in %s", wdir or weights.default_weights_dir())
+
+    @torch.inference_mode()
+    def mine(image: np.ndarray) -> np.ndarray:
+        imgs = torch.from_numpy(image[None]).to(detector.device).permute(0, 3, 1, 2).float()
+        boxes, inds = detector._propose(imgs)
+        if args.stage == "onet":
+            boxes, inds = detector._refine(imgs, boxes, inds)
+        boxes = boxes[:, :4].cpu().numpy()
+        boxes[:, :2] -= 1  # 1-based inclusive corners -> the pixel span the detector crops
+        return boxes
+
+    return mine
+
+
+def _load_init(net, spec: str) -> None:
+    from ..models.state_dict import load_strict
+
+    path = Path(spec)
+    if not path.is_file():
+        path = weights.resolve(spec)
+    load_strict(net, weights.load_state_dict(path), f"--init '{path}'")
+
+
+def _append_csv(path: Path, row: Dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _install(out: Path, stage: str, state, source: str) -> Path:
+    """Save `state` as out/mtcnn/<stage>.pt and pin all three stages in out/manifest.yaml;
+    a stage the folder lacks is copied from the package weights (sha256-checked)."""
+    import torch
+
+    manifest = out / "manifest.yaml"
+    entries = (yaml.safe_load(manifest.read_text()) or {}).get("weights", {}) \
+        if manifest.is_file() else {}
+    path = out / "mtcnn" / f"{stage}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    entries[f"mtcnn_{stage}"] = {"file": f"mtcnn/{stage}.pt", "sha256": weights.sha256_of(path),
+                                 "source": source,
+                                 "licence": "trained in this project: the training data's "
+                                            "terms apply"}
+    published = weights.load_manifest()
+    for other in STAGE_NAMES:
+        name = f"mtcnn_{other}"
+        if name not in entries:
+            shutil.copyfile(weights.resolve(name), out / "mtcnn" / f"{other}.pt")
+            entry = published[name]
+            entries[name] = {"file": f"mtcnn/{other}.pt", "sha256": entry.sha256,
+                             "url": entry.url, "source": entry.source,
+                             "licence": entry.licence}
+    manifest.write_text(yaml.safe_dump({"weights": entries}, sort_keys=False))
+    return path
+
+
+def eval_main(args) -> int:
+    from .. import registry
+    from . import face_data, face_eval
+
+    boxes = args.boxes or args.data / "boxes.txt"
+    dataset = face_data.read_boxes(boxes)
+    if args.landmarks:
+        dataset = face_data.merge(dataset, face_data.read_landmarks(args.landmarks))
+    params = {"device": args.device, **_params(args.param)}
+    if args.weights_dir:
+        params["weights_dir"] = args.weights_dir
+    if args.weights:
+        params["weights"] = args.weights
+    detector = registry.create("face_detector", args.backend, **params)
+    dets = face_eval.detect_all(detector, dataset, args.data)
+    report = face_eval.report(dets, dataset)
+    report = {"backend": args.backend, "detector": detector.describe(), "data": str(args.data),
+              "boxes": str(boxes), **report}
+    print(format_report(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def _params(pairs) -> Dict[str, object]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param needs KEY=VALUE, got '{pair}'")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def format_report(r: Dict) -> str:
+    lines = [f"{r['detector']} on {r['images']} images: {r['faces']} faces "
+             f"({r['ignored_faces']} ignored), {r['detections']} detections",
+             f"AP@0.5 {r['ap50']:.4f}  AP@[0.5:0.95] {r['ap50_95']:.4f}"]
+    if r["landmark_faces"]:
+        error = "-" if r["landmark_error"] is None else f"{r['landmark_error']:.4f}"
+        lines.append(f"landmark error {error} (mean point distance / inter-ocular distance) "
+                     f"over {r['landmark_matched']} of {r['landmark_faces']} faces")
+    return "\n".join(lines)
