@@ -1,4 +1,5 @@
 """The face detector node as a separate process, fed over real DDS."""
+import json
 import time
 
 import numpy as np
@@ -79,3 +80,16 @@ def test_bad_input_is_logged_and_the_node_keeps_serving(graph, astronaut):
         assert proc.alive()
     good = _ask(client, rgb_to_image(astronaut, None), 4_000_000_000)
     assert good is not None and len(good.faces) == 1
+
+
+def test_other_backend_through_backend_params(shared_dir, astronaut):
+    """A backend without the cascade parameters (yunet) gets its own through `backend_params`."""
+    onnx = shared_dir / "weights" / "yunet" / "face_detection_yunet_2023mar.onnx"
+    spec = NodeSpec("face_detector", parameters={
+        "backend": "yunet", "image_reliability": "reliable",
+        "backend_params": json.dumps({"weights": str(onnx), "score_threshold": 0.6})})
+    with running_graph([spec], ["faces"]) as (client, _):
+        time.sleep(0.3)
+        out = _ask(client, rgb_to_image(astronaut, None), 5_000_000_000)
+    assert out is not None and len(out.faces) == 1
+    np.testing.assert_allclose(msg_to_faces(out)[0].xyxy, REF_BOX, atol=12.0)

@@ -2,6 +2,7 @@
 worker, bad-input handling, image/faces pairing by exact stamp, and /diagnostics."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -23,6 +24,15 @@ from .convert import image_to_rgb, rgb_to_image
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 DEBUG_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # rviz-compatible
 OUTPUT_QOS = 10
+
+
+def mapping_ok(text):
+    """Validator of JSON-object parameters such as `backend_params`."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError as exc:
+        return f"must be a JSON object: {exc}"
+    return None if isinstance(value, dict) else "must be a JSON object"
 
 
 def image_qos(reliability: str) -> QoSProfile:

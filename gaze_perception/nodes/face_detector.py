@@ -1,6 +1,8 @@
 """Face detector node: `image` (sensor_msgs/Image) → `faces` (gaze_msgs/FaceArray)."""
 from __future__ import annotations
 
+import json
+
 from sensor_msgs.msg import Image
 
 from gaze_msgs.msg import FaceArray
@@ -10,7 +12,7 @@ from ..core.draw import annotate
 from ..core.head_pose import fill_head_pose
 from ..core.tracking import Tracker, TrackerConfig
 from ..core.types import CameraIntrinsics, FrameResult
-from .common import OUTPUT_QOS, PerceptionNode, spin
+from .common import OUTPUT_QOS, PerceptionNode, mapping_ok, spin
 from .convert import faces_to_msg
 
 
@@ -24,9 +26,12 @@ class FaceDetectorNode(PerceptionNode):
     PARAMS = {
         "backend": ("mtcnn", "face detector backend (see `gaze-perception backends`)", None),
         "weights_dir": ("", "folder with weights and manifest.yaml; empty = package default", None),
-        "min_face_size": (20, "smallest face in pixels", lambda v: None if v >= 12 else "must be >= 12"),
-        "thresholds": ([0.6, 0.7, 0.7], "per-stage score thresholds", _thresholds_ok),
+        "min_face_size": (20, "mtcnn: smallest face in pixels",
+                          lambda v: None if v >= 12 else "must be >= 12"),
+        "thresholds": ([0.6, 0.7, 0.7], "mtcnn: per-stage score thresholds", _thresholds_ok),
         "max_faces": (0, "keep at most N faces, 0 = all", lambda v: None if v >= 0 else "must be >= 0"),
+        "backend_params": ("{}", "further backend parameters as a JSON object, e.g. "
+                           "{\"score_threshold\": 0.6} for yunet", mapping_ok),
         "head_pose": (True, "fill yaw/pitch/roll from landmarks (solvePnP)", None),
         "tracking": (False, "fill Face.track_id, stable across frames (core/tracking.py)", None),
         "tracking_max_age": (TrackerConfig.max_age, "frames a track keeps its id unseen",
@@ -38,8 +43,9 @@ class FaceDetectorNode(PerceptionNode):
         "tracking_max_distance": (TrackerConfig.max_distance, "centre distance that matches, in "
                                   "box sizes", lambda v: None if v > 0 else "must be > 0"),
     }
-    READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "weights_dir")
+    READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "weights_dir", "backend_params")
     DETECTOR_PARAMS = ("min_face_size", "thresholds", "max_faces")
+    CASCADE_PARAMS = ("min_face_size", "thresholds")  # only the mtcnn backend has these
 
     def __init__(self, **kwargs):
         super().__init__("face_detector", **kwargs)
@@ -52,8 +58,11 @@ class FaceDetectorNode(PerceptionNode):
                                f"device={self.detector.device}")
 
     def _build_detector(self):
-        kw = {k: self.param(k) for k in self.DETECTOR_PARAMS}
-        kw["thresholds"] = tuple(kw["thresholds"])
+        kw = {"max_faces": self.param("max_faces"),
+              **json.loads(self.param("backend_params") or "{}")}
+        if self.param("backend") == "mtcnn":
+            kw.update(min_face_size=self.param("min_face_size"),
+                      thresholds=tuple(self.param("thresholds")))
         return registry.create("face_detector", self.param("backend"), device=self.param("device"),
                                weights_dir=self.param("weights_dir") or None, **kw)
 

@@ -10,16 +10,8 @@ from gaze_msgs.msg import FaceArray
 
 from .. import registry
 from ..core.types import CameraIntrinsics
-from .common import OUTPUT_QOS, PerceptionNode, StampPairer
+from .common import OUTPUT_QOS, PerceptionNode, StampPairer, mapping_ok
 from .convert import msg_to_faces
-
-
-def _mapping_ok(text):
-    try:
-        value = json.loads(text or "{}")
-    except ValueError as exc:
-        return f"must be a JSON object: {exc}"
-    return None if isinstance(value, dict) else "must be a JSON object"
 
 
 class PairedNode(PerceptionNode):
@@ -29,7 +21,7 @@ class PairedNode(PerceptionNode):
 
     PAIR_PARAMS = {
         "backend_params": ("{}", "backend parameters as a JSON object, e.g. "
-                           "{\"threshold\": 0.5}", _mapping_ok),
+                           "{\"threshold\": 0.5}", mapping_ok),
         "pair_cache_size": (30, "images / face arrays kept while waiting for their partner",
                             lambda v: None if v > 0 else "must be > 0"),
     }
