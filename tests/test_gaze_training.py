@@ -164,7 +164,11 @@ def test_cli_names_file_and_line_of_a_malformed_row(tmp_path, model_args, capsys
                      capsys.readouterr().err)
 
 
-def test_resume_needs_a_run(tmp_path, model_args, capsys):
+def test_resume_needs_a_run_and_a_run_is_never_overwritten(tmp_path, gazefollow, model_args,
+                                                           capsys):
     assert main(["train", "gaze-target", "--dataset", "vat", "--root", str(tmp_path),
                  "--out", str(tmp_path / "run"), "--resume", *model_args]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+    assert main(["train", "gaze-target", "--dataset", "gazefollow", "--root",
+                 str(gazefollow["root"]), "--out", str(gazefollow["out"]), *model_args]) == 2
+    assert "holds a run already: add --resume" in capsys.readouterr().err

@@ -145,6 +145,9 @@ def train_main(args) -> int:
         if not state_path.is_file():
             raise FileNotFoundError(f"nothing to resume: '{state_path}' does not exist")
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
+    elif state_path.exists():
+        raise ValueError(f"'{args.out}' holds a run already: add --resume to continue it, or "
+                         "pick another --out")
     cfg = _settings(args, saved["config"] if saved else None)
     device = resolve_device(args.device)
     amp = _amp_dtype(device, args.amp)
