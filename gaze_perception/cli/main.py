@@ -12,6 +12,7 @@ TASKS = {
     "eye-state": "gaze_perception.training.eye_state",
     "face-detector": "gaze_perception.training.face_detector",
     "gaze-target": "gaze_perception.training.gaze_target",
+    "gaze-direction": "gaze_perception.training.gaze_direction",
 }
 
 

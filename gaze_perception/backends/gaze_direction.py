@@ -1,0 +1,158 @@
+"""Appearance-based gaze per face: `l2cs` (yaw, pitch, unit direction) and `itracker` (gaze
+point on the screen plane in cm). Both need a checkpoint written by
+`gaze-perception train gaze-direction`: no pretrained weights ship with the package.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from abc import abstractmethod
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from ..core.device import resolve_device
+from ..core.face_crops import crop_square
+from ..core.gaze_direction import GazeDirection, angles_to_vector, eye_boxes, face_grid
+from ..core.image import check_rgb
+from ..core.types import Face
+from ..models.face_crop import to_input
+from ..models.gaze_direction import load_direction_model
+from .base import Backend
+
+log = logging.getLogger(__name__)
+
+
+class GazeDirectionEstimator(Backend):
+    """Gaze of every face from its appearance (entry point group gaze_perception.gaze_direction)."""
+
+    needs = frozenset({"faces"})
+    gives = frozenset({"gaze_direction"})
+
+    @abstractmethod
+    def estimate(self, images: Sequence[np.ndarray],
+                 faces: Sequence[Sequence[Face]]) -> List[List[GazeDirection]]:
+        """One GazeDirection per face, `face_index` aligned with `faces[i]`; a face that cannot
+        be cropped gets NaN angles and no direction or point."""
+
+
+class _CropModel(GazeDirectionEstimator):
+    """Loads a `kind` checkpoint and runs its model over the crops of a batch of frames."""
+
+    kind = ""
+
+    def __init__(self, weights: Union[str, Path, None], weights_dir: Optional[Path],
+                 device: str, batch_size: int) -> None:
+        if not weights:
+            raise ValueError(f"the {self.kind} backend needs `weights`: a checkpoint written by "
+                             "`gaze-perception train gaze-direction` (none ship with the package)")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = resolve_device(device)
+        self.weights, self.batch_size = str(weights), int(batch_size)
+        self.model, self.meta = load_direction_model(weights, self.kind, weights_dir, self.device)
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}(weights={self.weights}, device={self.device})"
+
+    def estimate(self, images, faces):
+        if len(images) != len(faces):
+            raise ValueError(f"{len(images)} images but {len(faces)} face lists")
+        inputs, slots = [], []
+        for i, (image, face_list) in enumerate(zip(images, faces)):
+            check_rgb(image)
+            for j, face in enumerate(face_list):
+                try:
+                    inputs.append(self._inputs(image, face))
+                except ValueError as exc:  # CropError, or no eye landmarks
+                    log.debug("image %d face %d: %s", i, j, exc)
+                    continue
+                slots.append((i, j))
+        outputs = {}
+        for start in range(0, len(inputs), self.batch_size):
+            chunk = inputs[start:start + self.batch_size]
+            batch = [np.stack(parts) for parts in zip(*chunk)]
+            outputs.update(zip(slots[start:start + self.batch_size], self._run(batch)))
+        return [[self._result(j, face, outputs.get((i, j))) for j, face in enumerate(face_list)]
+                for i, face_list in enumerate(faces)]
+
+    @abstractmethod
+    def _inputs(self, image: np.ndarray, face: Face) -> tuple:
+        """The model inputs of one face as numpy arrays; ValueError when there are none."""
+
+    @abstractmethod
+    def _run(self, batch: List[np.ndarray]) -> np.ndarray:
+        """Model outputs (N, 2) for stacked inputs."""
+
+    @abstractmethod
+    def _result(self, index: int, face: Face, out: Optional[np.ndarray]) -> GazeDirection:
+        """The result of one face from its outputs (None: no crop was possible)."""
+
+
+class L2CSGazeDirection(_CropModel):
+    """Yaw and pitch (radians, camera frame, see `core.gaze_direction`) and the unit direction
+    of every face, from a square crop around its box (`crop_scale` of the checkpoint)."""
+
+    kind = "l2cs"
+
+    def __init__(self, *, weights: Union[str, Path, None] = None,
+                 weights_dir: Optional[Path] = None, device: str = "auto",
+                 batch_size: int = 32) -> None:
+        super().__init__(weights, weights_dir, device, batch_size)
+
+    def _inputs(self, image, face):
+        box = (face.x, face.y, face.width, face.height)
+        return (crop_square(image, box, self.meta.input_size, self.meta.crop_scale),)
+
+    @torch.inference_mode()
+    def _run(self, batch):
+        yaw, pitch = self.model(to_input(batch[0], self.meta.mean, self.meta.std)
+                                .to(self.device))
+        bins = self.meta.angle_bins
+        return torch.stack([bins.decode(yaw), bins.decode(pitch)], 1).cpu().numpy()
+
+    def _result(self, index, face, out):
+        if out is None:
+            return GazeDirection(index, track_id=face.track_id)
+        yaw, pitch = (math.radians(float(v)) for v in out)
+        return GazeDirection(index, yaw, pitch, tuple(angles_to_vector(yaw, pitch).tolist()),
+                             track_id=face.track_id)
+
+
+class ITrackerScreenPoint(_CropModel):
+    """Gaze point (x, y) in cm on the screen plane, relative to the camera (GazeCapture's
+    XCam, YCam), from the face crop, both eye crops (from the eye landmarks) and the face grid.
+
+    Meaningful only for the screen-and-camera geometry the model was trained on (e.g. a phone
+    or tablet held like in GazeCapture).
+    """
+
+    kind = "itracker"
+
+    def __init__(self, *, weights: Union[str, Path, None] = None,
+                 weights_dir: Optional[Path] = None, device: str = "auto",
+                 batch_size: int = 32) -> None:
+        super().__init__(weights, weights_dir, device, batch_size)
+
+    def _inputs(self, image, face):
+        box = (face.x, face.y, face.width, face.height)
+        left, right = eye_boxes(face)
+        m = self.meta
+        return (crop_square(image, box, m.face_size, m.crop_scale),
+                crop_square(image, left, m.eye_size), crop_square(image, right, m.eye_size),
+                face_grid(box, image.shape[1], image.shape[0]))
+
+    @torch.inference_mode()
+    def _run(self, batch):
+        face, left, right = (to_input(b, self.meta.mean, self.meta.std).to(self.device)
+                             for b in batch[:3])
+        grid = torch.from_numpy(batch[3]).to(self.device)
+        return self.model(face, left, right, grid).float().cpu().numpy()
+
+    def _result(self, index, face, out):
+        if out is None:
+            return GazeDirection(index, track_id=face.track_id)
+        return GazeDirection(index, point_cm=(float(out[0]), float(out[1])),
+                             track_id=face.track_id)

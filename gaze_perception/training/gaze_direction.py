@@ -1,0 +1,258 @@
+"""`gaze-perception train gaze-direction` and `eval gaze-direction`.
+
+`--model l2cs` (default) learns yaw and pitch from an angle CSV; `--model itracker` learns the
+gaze point in cm from GazeCapture-style sessions (formats and dataset conversions:
+`training.direction_data`). Training writes to `--out`: `best.pt` (best validation: lowest
+mean angular error, or lowest mean distance in cm), `last.pt`, `metrics.csv` and
+`tensorboard/`; both checkpoints load into the `l2cs` / `itracker` backends. Torch is imported
+inside the commands so that the CLI starts fast.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from ..core.gaze_direction import angles_to_vector, angular_error_deg
+from .data import DataError
+
+log = logging.getLogger(__name__)
+
+#: bin layouts by name: L2CS-Net's Gaze360 (90 x 4 deg) and MPIIGaze (28 x 3 deg) settings
+BIN_PRESETS = {"gaze360": (90, 4.0), "mpiigaze": (28, 3.0)}
+
+
+def _bins(text: str) -> Tuple[int, float]:
+    """gaze360 | mpiigaze | COUNTxWIDTH (e.g. 28x3)."""
+    if text in BIN_PRESETS:
+        return BIN_PRESETS[text]
+    try:
+        count, width = text.lower().split("x")
+        count, width = int(count), float(width)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bins must be {', '.join(BIN_PRESETS)} or COUNTxWIDTH "
+                                         f"(e.g. 90x4), got '{text}'") from None
+    if count < 2 or width <= 0:
+        raise argparse.ArgumentTypeError(f"need at least 2 bins of positive width, got '{text}'")
+    return count, width
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=("l2cs", "itracker"), default="l2cs",
+                   help="l2cs: yaw/pitch from an angle CSV (default); itracker: screen point "
+                        "from GazeCapture-style sessions")
+    p.add_argument("--data", required=True, type=Path,
+                   help="l2cs: CSV with file,yaw,pitch[,group]; itracker: GazeCapture folder")
+    p.add_argument("--image-root", type=Path,
+                   help="folder the CSV's file paths are relative to (default: the CSV's folder)")
+    p.add_argument("--units", choices=("deg", "rad"), default="deg",
+                   help="angle unit of the CSV (default deg)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
+    p.add_argument("--workers", type=int, default=2, help="image-reading processes (default 2)")
+    p.add_argument("--batch-size", type=int, default=32, help="default 32")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    _add_common(p)
+    p.add_argument("--out", type=Path, default=Path("runs/gaze_direction"),
+                   help="output folder (default runs/gaze_direction)")
+    p.add_argument("--backbone", default="resnet50",
+                   help="l2cs: timm model name or shufflenet_v2_x1_0 (default resnet50; "
+                        "benchmarks/gaze_direction.py compares the light ones)")
+    p.add_argument("--bins", type=_bins, default="gaze360",
+                   help="l2cs angle bins: gaze360 (90x4 deg), mpiigaze (28x3 deg) or "
+                        "COUNTxWIDTH (default gaze360)")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="l2cs: weight of the angle regression loss (default 1)")
+    p.add_argument("--input-size", type=int, default=224,
+                   help="crop side in pixels: l2cs face, itracker face and eyes (default 224)")
+    p.add_argument("--crop-scale", type=float, default=1.0,
+                   help="run-time face crop side / face box side (default 1)")
+    p.add_argument("--epochs", type=int, default=20, help="default 20")
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="peak AdamW learning rate, cosine decay (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="default 1e-4")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="brightness/contrast; l2cs also mirrors (negating yaw) (default on)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share held out for validation, whole groups / sessions when known "
+                        "(default 0.1; GazeCapture's info.json train/val split wins)")
+    p.add_argument("--seed", type=int, default=0, help="default 0")
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    _add_common(p)
+    p.add_argument("--weights", required=True, help="checkpoint file or manifest name")
+    p.add_argument("--split", help="itracker: only sessions whose info.json Dataset is this "
+                                   "(e.g. test)")
+    p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument("--csv", type=Path, help="per-sample predictions")
+
+
+# -- figures ---------------------------------------------------------------------------------
+def angle_figures(pred_deg: np.ndarray, true_deg: np.ndarray) -> Dict[str, float]:
+    """Mean and median angular error, mean absolute yaw and pitch error; degrees."""
+    err = angular_error_deg(angles_to_vector(*np.radians(pred_deg).T),
+                            angles_to_vector(*np.radians(true_deg).T))
+    abs_err = np.abs(pred_deg - true_deg).mean(axis=0)
+    return {"angular_error": float(err.mean()), "median_angular_error": float(np.median(err)),
+            "yaw_error": float(abs_err[0]), "pitch_error": float(abs_err[1])}
+
+
+def point_figures(pred_cm: np.ndarray, true_cm: np.ndarray) -> Dict[str, float]:
+    """Mean and median Euclidean distance in cm."""
+    dist = np.linalg.norm(pred_cm - true_cm, axis=1)
+    return {"distance_cm": float(dist.mean()), "median_distance_cm": float(np.median(dist))}
+
+
+# -- data --------------------------------------------------------------------------------------
+def _angle_samples(args, limit: float) -> List:
+    from . import direction_data as dd
+
+    samples = dd.read_angle_csv(args.data, args.image_root, args.units)
+    kept = [s for s in samples if abs(s.yaw) < limit and abs(s.pitch) < limit]
+    if len(kept) < len(samples):
+        log.warning("%d of %d samples lie outside the bins (+-%g deg) and are left out",
+                    len(samples) - len(kept), len(samples), limit)
+    if not kept:
+        raise DataError(f"no sample of '{args.data}' lies within +-{limit:g} deg; check "
+                        "--units and --bins")
+    return kept
+
+
+def _capture_split(samples: List, val_fraction: float, seed: int):
+    """GazeCapture's own split when info.json gives one, else a session-disjoint split."""
+    from . import direction_data as dd
+
+    if any(s.split for s in samples):
+        train = [s for s in samples if s.split == "train"]
+        if not train:
+            raise DataError("info.json files name a split but no session is 'train'")
+        return train, [s for s in samples if s.split == "val"]
+    return dd.split(samples, [s.session for s in samples], val_fraction, seed)
+
+
+class _Line(NamedTuple):
+    """One model line ready to train: data, model description and what to do with batches."""
+
+    train: object
+    val: Optional[object]
+    meta: object
+    loss_of: Callable
+    forward: Callable
+    figures: Callable[[np.ndarray, np.ndarray], Dict[str, float]]
+    error_key: str  # the validation figure to minimise
+
+
+def _line(args) -> _Line:
+    from ..models.gaze_direction import ITrackerMeta, L2CSMeta
+    from . import direction_data as dd
+    from . import direction_fit as fit
+
+    if args.model == "l2cs":
+        count, width = args.bins
+        meta = L2CSMeta(backbone=args.backbone, bins=count, bin_width=width,
+                        input_size=args.input_size, crop_scale=args.crop_scale)
+        samples = _angle_samples(args, meta.angle_bins.limit)
+        train, val = dd.split(samples, [s.group for s in samples], args.val_fraction, args.seed)
+        make = lambda s: dd.AngleDataset(s, meta.input_size)  # noqa: E731
+        return _Line(make(train), make(val) if val else None, meta,
+                     fit.l2cs_loss_of(meta, args.alpha, args.augment), fit.l2cs_forward(meta),
+                     angle_figures, "angular_error")
+    meta = ITrackerMeta(face_size=args.input_size, eye_size=args.input_size,
+                        crop_scale=args.crop_scale)
+    train, val = _capture_split(dd.read_gazecapture(args.data), args.val_fraction, args.seed)
+    make = lambda s: dd.CaptureDataset(  # noqa: E731
+        s, meta.face_size, meta.eye_size, meta.crop_scale)
+    return _Line(make(train), make(val) if val else None, meta,
+                 fit.itracker_loss_of(meta, args.augment), fit.itracker_forward(meta),
+                 point_figures, "distance_cm")
+
+
+# -- commands ----------------------------------------------------------------------------------
+def train_main(args) -> int:
+    import torch
+
+    from ..core.device import resolve_device
+    from ..models.face_crop import save_checkpoint
+    from ..models.gaze_direction import build_model
+    from .crop_loop import FitSettings, fit, predict
+
+    device = resolve_device(args.device)
+    line = _line(args)
+    train, val = line.train, line.val
+    if len(train) < 2:
+        raise DataError(f"need at least 2 training samples, got {len(train)}")
+    log.info("%d training samples, %d validation", len(train), len(val) if val else 0)
+    settings = FitSettings(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed)
+    torch.manual_seed(args.seed)
+    model = build_model(line.meta).to(device)
+    val_true = val.targets() if val else None
+
+    def validate(m):
+        if val is None:
+            return {}
+        pred = predict(m, val, line.forward, device, args.batch_size, args.workers).numpy()
+        return {f"val_{k}": v for k, v in line.figures(pred, val_true).items()}
+
+    def save(path, info):
+        save_checkpoint(path, model, line.meta, info={**info, "data": str(args.data)})
+
+    best = fit(model, train, line.loss_of, validate, lambda f: -f[f"val_{line.error_key}"],
+               save, args.out, settings, device, args.workers)
+    what = f"validation {line.error_key} {-best['score']:.4f}" if val else \
+        f"training loss {-best['score']:.4f}"
+    print(f"best epoch {best['epoch']} ({what}); checkpoints {args.out / 'best.pt'}, "
+          f"{args.out / 'last.pt'}")
+    return 0
+
+
+def eval_main(args) -> int:
+    from ..core.device import resolve_device
+    from ..models.gaze_direction import load_direction_model
+    from . import direction_data as dd
+    from . import direction_fit as fit
+    from .crop_loop import predict
+
+    device = resolve_device(args.device)
+    model, meta = load_direction_model(args.weights, args.model, device=device)
+    if args.model == "l2cs":
+        dataset = dd.AngleDataset(dd.read_angle_csv(args.data, args.image_root, args.units),
+                                  meta.input_size)
+        forward, figures, columns = fit.l2cs_forward(meta), angle_figures, ("yaw", "pitch")
+        names = [str(s.path) for s in dataset.samples]
+    else:
+        samples = dd.read_gazecapture(args.data)
+        if args.split:
+            samples = [s for s in samples if s.split == args.split]
+            if not samples:
+                raise DataError(f"no session of '{args.data}' is in split '{args.split}'")
+        dataset = dd.CaptureDataset(samples, meta.face_size, meta.eye_size, meta.crop_scale)
+        forward, figures, columns = fit.itracker_forward(meta), point_figures, ("x_cm", "y_cm")
+        names = [str(s.frame) for s in samples]
+    pred = predict(model, dataset, forward, device, args.batch_size, args.workers).numpy()
+    true = dataset.targets()
+    report = {"model": args.model, "weights": str(args.weights), "data": str(args.data),
+              "samples": len(dataset), **figures(pred, true)}
+    print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                    for k, v in report.items()))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if args.csv:
+        _write_predictions(args.csv, names, columns, true, pred)
+    return 0
+
+
+def _write_predictions(path: Path, names, columns, true, pred) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", *columns, *(f"pred_{c}" for c in columns)])
+        for name, t, p in zip(names, true, pred):
+            writer.writerow([name, *(f"{v:.4f}" for v in (*t, *p))])
