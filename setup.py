@@ -31,6 +31,7 @@ setup(
             "gaze_target = gaze_perception.nodes.gaze_target:main",
             "source = gaze_perception.nodes.source:main",
             "attention = gaze_perception.nodes.attention:main",
+            "gaze_coding = gaze_perception.nodes.gaze_coding:main",
         ],
         "gaze_perception.face_detectors": [
             "mtcnn = gaze_perception.backends.mtcnn:MTCNNDetector",

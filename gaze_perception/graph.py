@@ -20,6 +20,7 @@ NODE_MODULES = {
     "eye_state": "gaze_perception.nodes.eye_state",
     "gaze_target": "gaze_perception.nodes.gaze_target",
     "attention": "gaze_perception.nodes.attention",
+    "gaze_coding": "gaze_perception.nodes.gaze_coding",
 }
 #: parameters of the source and attention nodes whose YAML value may have another type than
 #: the declared one (`rate: 10`, `source: 0`), which ROS refuses

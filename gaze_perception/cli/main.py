@@ -13,6 +13,7 @@ TASKS = {
     "face-detector": "gaze_perception.training.face_detector",
     "gaze-target": "gaze_perception.training.gaze_target",
     "gaze-direction": "gaze_perception.training.gaze_direction",
+    "gaze-coding": "gaze_perception.training.gaze_coding",
 }
 
 
@@ -42,6 +43,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from . import report as report_cmd
     report_cmd.add_args(sub.add_parser("report", help="per-person attention report (CSV, "
                                        "plots, HTML) of a JSON Lines file or a bag"))
+
+    from . import code_video as code_video_cmd
+    code_video_cmd.add_args(sub.add_parser("code-video", help="infant gaze codes (away, left, "
+                                           "right) for every frame of a video, as CSV"))
 
     sub.add_parser("backends", help="list installed backends by kind")
 
@@ -76,7 +81,7 @@ def main(argv=None) -> int:
         if args.command in ("train", "eval"):
             module = importlib.import_module(args._module)
             return int(getattr(module, f"{args.command}_main")(args) or 0)
-        module = importlib.import_module(f"gaze_perception.cli.{args.command}")
+        module = importlib.import_module(f"gaze_perception.cli.{args.command.replace('-', '_')}")
         return int(module.main(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

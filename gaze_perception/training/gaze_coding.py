@@ -1,0 +1,176 @@
+"""`gaze-perception train gaze-coding` and `eval gaze-coding`.
+
+Training reads a folder of labelled clips (`training.coding_data`), detects and picks the
+infant's face in every labelled frame once, keeps the crops in memory, and trains the
+classifier; validation holds out whole clips (or, with a single clip, a stratified share of
+its frames). `--out` receives `best.pt` (the epoch with the best validation Cohen's kappa),
+`last.pt`, `metrics.csv` and `tensorboard/`; `best.pt` loads into the `icatcher` backend.
+
+Evaluation compares two code files frame by frame (percent agreement and Cohen's kappa over
+the frames both code as away, left or right), e.g. `code-video` output against human labels.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..cli.code_video import add_detector_args, make_detector
+from ..core.gaze_coding import GAZE_CLASSES, LEFT, RIGHT, SELECTIONS
+from . import coding_data as cd
+from .coding_metrics import cohen_kappa, compare_codings, percent_agreement
+from .metrics import confusion_matrix, format_confusion
+
+log = logging.getLogger(__name__)
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path,
+                   help="folder of clips (videos or frame folders) with NAME.csv labels")
+    p.add_argument("--out", type=Path, default=Path("runs/gaze_coding"),
+                   help="output folder (default runs/gaze_coding)")
+    p.add_argument("--arch", default="resnet18",
+                   help="timm model name, e.g. resnet18 (default), regnety_016, regnety_160")
+    p.add_argument("--input-size", type=int, default=100, help="crop side (default 100)")
+    p.add_argument("--crop-scale", type=float, default=1.0,
+                   help="crop side / face box side (default 1)")
+    add_detector_args(p)
+    p.add_argument("--select", choices=sorted(SELECTIONS), default="icatcher",
+                   help="which face is the infant (default icatcher: low and square)")
+    p.add_argument("--every", type=int, default=1,
+                   help="use every N-th labelled frame (neighbours are near duplicates)")
+    p.add_argument("--epochs", type=int, default=20, help="default 20")
+    p.add_argument("--batch-size", type=int, default=32, help="default 32")
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="peak AdamW learning rate, cosine decay (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="default 1e-4")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="mirror half the crops (swapping left and right), brightness and "
+                        "contrast (default on)")
+    p.add_argument("--balance", action=argparse.BooleanOptionalAction, default=True,
+                   help="weight the loss by inverse class frequency (default on)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share held out for validation (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="default 0")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pred", required=True, type=Path,
+                   help="predicted codes: code-video CSV or iCatcher+ output")
+    p.add_argument("--labels", required=True, type=Path,
+                   help="reference codes, same formats (frame,code CSV)")
+    p.add_argument("--json", type=Path, help="write the figures here")
+
+
+def _loss_of(meta, weight, augment: bool):
+    import torch
+    import torch.nn.functional as F
+
+    from ..models.face_crop import normalize
+    from .crop_loop import jitter, random_flips
+
+    swap = torch.arange(len(GAZE_CLASSES))
+    swap[LEFT], swap[RIGHT] = RIGHT, LEFT
+
+    def loss_of(model, batch, g):
+        x, y = batch["image"].float() / 255.0, batch["label"]
+        if augment:
+            flip = random_flips(len(x), g).to(x.device)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+            y = torch.where(flip, swap.to(y.device)[y], y)
+            x = jitter(x, g)
+        logits = model(normalize(x, meta.mean, meta.std))
+        return F.cross_entropy(logits.float(), y, weight=weight)
+    return loss_of
+
+
+def _figures(labels: np.ndarray, probs: np.ndarray) -> dict:
+    cm = confusion_matrix(labels, probs.argmax(1), len(GAZE_CLASSES))
+    return {"val_agreement": percent_agreement(cm), "val_kappa": cohen_kappa(cm)}
+
+
+def train_main(args) -> int:
+    import torch
+
+    from ..core.device import resolve_device
+    from ..models.face_crop import normalize, save_checkpoint
+    from ..models.gaze_coding import CodingMeta, build_model
+    from .crop_loop import FitSettings, TensorDataset, fit, predict
+
+    device = resolve_device(args.device)
+    if args.every < 1:
+        raise ValueError(f"--every must be >= 1, got {args.every}")
+    meta = CodingMeta(arch=args.arch, input_size=args.input_size, crop_scale=args.crop_scale)
+    torch.manual_seed(args.seed)
+    model = build_model(meta).to(device)  # a bad --arch fails before the slow crop extraction
+    clips = cd.find_clips(args.data)
+    crops = cd.extract_crops(clips, make_detector(args), args.select, meta.input_size,
+                             meta.crop_scale, args.every)
+    train_idx, val_idx = cd.split_crops(crops, args.val_fraction, args.seed)
+    counts = np.bincount(crops.labels[train_idx], minlength=len(GAZE_CLASSES))
+    log.info("%d training crops %s, %d validation; %d labelled frames without a face",
+             len(train_idx), dict(zip(GAZE_CLASSES, counts.tolist())), len(val_idx),
+             crops.skipped)
+    if len(train_idx) < 2:
+        raise cd.DataError(f"need at least 2 training crops, got {len(train_idx)}")
+    missing = [c for c, n in zip(GAZE_CLASSES, counts) if n == 0]
+    if missing:
+        log.warning("no training crops of %s: the model cannot learn them", missing)
+    weight = None
+    if args.balance:
+        weight = torch.tensor([len(train_idx) / (len(counts) * n) if n else 0.0 for n in counts],
+                              dtype=torch.float32, device=device)
+
+    images = torch.from_numpy(crops.images).permute(0, 3, 1, 2)
+    labels = torch.from_numpy(crops.labels)
+    train = TensorDataset(image=images[train_idx], label=labels[train_idx])
+    val = TensorDataset(image=images[val_idx], label=labels[val_idx]) if len(val_idx) else None
+
+    def forward(m, batch):
+        return torch.softmax(m(normalize(batch["image"].float() / 255.0, meta.mean, meta.std))
+                             .float(), dim=1)
+
+    def validate(m):
+        if val is None:
+            return {}
+        return _figures(labels[val_idx].numpy(), predict(m, val, forward, device,
+                                                         args.batch_size).numpy())
+
+    def save(path, info):
+        save_checkpoint(path, model, meta, info={**info, "data": str(args.data),
+                                                 "clips": [c.name for c in clips]})
+
+    # kappa says nothing when validation holds one class (it is 0 or undefined): use agreement
+    key = "val_kappa" if len(np.unique(crops.labels[val_idx])) > 1 else "val_agreement"
+    if val is not None and key == "val_agreement":
+        log.warning("validation holds one class only: choosing the best epoch by agreement")
+
+    settings = FitSettings(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed)
+    best = fit(model, train, _loss_of(meta, weight, args.augment), validate,
+               lambda figures: figures[key], save, args.out, settings, device)
+    what = f"{key} {best['score']:.4f}" if val else f"training loss {-best['score']:.4f}"
+    print(f"best epoch {best['epoch']} ({what}); checkpoints {args.out / 'best.pt'}, "
+          f"{args.out / 'last.pt'}")
+    return 0
+
+
+def eval_main(args) -> int:
+    report = compare_codings(cd.read_codes(args.pred), cd.read_codes(args.labels))
+    if not report["compared_frames"]:
+        raise cd.DataError(f"'{args.pred}' and '{args.labels}' share no frame that both code "
+                           "as away, left or right")
+    print(f"{report['compared_frames']} frames compared (of {report['label_frames']} labelled, "
+          f"{report['pred_frames']} predicted; no_face: {report['no_face_in_pred']} predicted, "
+          f"{report['no_face_in_labels']} labelled)")
+    print(f"percent agreement {report['percent_agreement']:.2f}  "
+          f"Cohen's kappa {report['cohen_kappa']:.4f}")
+    print("confusion matrix (rows: labels, columns: predictions):")
+    print(format_confusion(np.array(report["confusion_matrix"]), report["classes"]))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
