@@ -49,6 +49,8 @@ class NodeSpec:
         return cmd
 
 
+#: face-stage parameters the face node declares itself; the rest go in its `backend_params`
+FACE_NODE_PARAMS = {"weights_dir", "min_face_size", "thresholds", "max_faces"}
 #: pipeline stage → node executable
 STAGE_NODES = {"faces": "face_detector", "eyes": "eye_state", "gaze": "gaze_target"}
 
@@ -84,7 +86,9 @@ def node_specs(config, image_topic: str = "", namespace: str = "", device: str =
             continue
         params: Dict[str, object] = {"backend": st.backend}
         if stage == "faces":
-            params.update(st.params)
+            node_params = {k: v for k, v in st.params.items() if k in FACE_NODE_PARAMS}
+            extra = {k: v for k, v in st.params.items() if k not in FACE_NODE_PARAMS}
+            params.update(node_params, backend_params=json.dumps(extra))
             params["head_pose"] = bool(config.head_pose)
             if config.tracking:
                 params["tracking"] = True

@@ -245,9 +245,8 @@ def test_code_video_refuses_bad_inputs(shared_dir, random_weights, tmp_path, cap
 
 @pytest.mark.ros
 def test_node_publishes_one_coding_per_frame_with_the_image_stamp(shared_dir, random_weights):
-    from gaze_msgs.msg import FaceArray, GazeCoding
+    from gaze_msgs.msg import FaceArray
     from gaze_perception.core.sources import FrameSource
-    from gaze_perception.nodes import client as client_module
     from gaze_perception.nodes.convert import faces_to_msg, rgb_to_image
     from rosgraph import NodeSpec, running_graph
 
@@ -256,7 +255,6 @@ def test_node_publishes_one_coding_per_frame_with_the_image_stamp(shared_dir, ra
     spec = NodeSpec("gaze_coding", parameters={
         "device": "cpu", "image_reliability": "reliable", "window": 3,
         "backend_params": json.dumps({"weights": str(random_weights)})})
-    client_module.OUTPUT_TYPES.setdefault("gaze_coding", GazeCoding)
     with running_graph([spec], ["gaze_coding"], inputs={"faces": FaceArray}) as (client, _):
         time.sleep(0.5)
         for i, rgb in enumerate(frames):

@@ -24,7 +24,7 @@ def _module_exists(name: str) -> bool:
         return False
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(argv=()) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gaze-perception",
                                 description="Faces, eye states and gaze targets, with or without ROS 2.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -64,12 +64,14 @@ def _build_parser() -> argparse.ArgumentParser:
                 continue
             tp = vsub.add_parser(task, help=f"{verb} {task}")
             tp.set_defaults(_module=module)
-            getattr(importlib.import_module(module), f"add_{verb}_args")(tp)
+            if list(argv[:2]) == [verb, task]:  # import (torch, ...) only for the task asked for
+                getattr(importlib.import_module(module), f"add_{verb}_args")(tp)
     return p
 
 
 def main(argv=None) -> int:
-    args = _build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _build_parser([a for a in argv if a not in ("-v", "--verbose")]).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -14,11 +14,12 @@ from sensor_msgs.msg import Image
 
 from diagnostic_msgs.msg import DiagnosticArray
 
-from gaze_msgs.msg import EyeStateArray, FaceArray, GazeTargetArray
+from gaze_msgs.msg import AttentionSummary, EyeStateArray, FaceArray, GazeCoding, GazeTargetArray
 
 from .convert import rgb_to_image
 
 OUTPUT_TYPES = {"faces": FaceArray, "eye_states": EyeStateArray, "gaze_targets": GazeTargetArray,
+                "attention": AttentionSummary, "gaze_coding": GazeCoding,
                 "diagnostics": DiagnosticArray}
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
