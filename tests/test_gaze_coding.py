@@ -245,7 +245,7 @@ def test_code_video_refuses_bad_inputs(shared_dir, random_weights, tmp_path, cap
 
 @pytest.mark.ros
 def test_node_publishes_one_coding_per_frame_with_the_image_stamp(shared_dir, random_weights):
-    from gaze_msgs.msg import FaceArray
+    from gaze_msgs.msg import FaceArray, GazeCoding
     from gaze_perception.core.sources import FrameSource
     from gaze_perception.nodes.convert import faces_to_msg, rgb_to_image
     from rosgraph import NodeSpec, running_graph
