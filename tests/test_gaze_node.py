@@ -36,3 +36,35 @@ def test_one_target_per_face_with_equal_stamps(vat):
             assert msg.header.frame_id == "vat"
             assert len(msg.targets) == len(faces) == 2
             assert [t.face_index for t in msg.targets] == [0, 1]
+
+
+def test_gazelle_backend_publishes_heatmaps(vat, shared_dir):
+    """The Gaze-LLE backend in the node (fixture-sized model), with heatmaps in the message."""
+    import json
+
+    import numpy as np
+
+    from gaze_perception.nodes.convert import msg_to_gaze
+
+    fx = shared_dir / "fixtures" / "gazelle"
+    params = {"variant": "vits14_depth2",
+              "backbone_weights": str(fx / "dinov2_backbone_hub_format.pth"),
+              "decoder_weights": str(fx / "gazelle_decoder_inout.pt")}
+    spec = NodeSpec("gaze_target", parameters={
+        "backend": "gazelle", "backend_params": json.dumps(params), "publish_heatmaps": True,
+        "device": "cpu", "image_reliability": "reliable"})
+    rgb, faces = vat[0]
+    with running_graph([spec], ["gaze_targets"], inputs={"faces": FaceArray}) as (client, _):
+        time.sleep(0.5)
+        img = rgb_to_image(rgb, None)
+        key, _ = client.publish(msg=img, stamp_ns=20_000_000_000)
+        client.send("faces", faces_to_msg(faces, img.header, rgb.shape[1], rgb.shape[0]))
+        got = client.wait("gaze_targets", key, 60.0)
+    assert got is not None
+    targets = msg_to_gaze(got[0])
+    assert len(targets) == 2
+    for t in targets:
+        assert t.heatmap.shape == (64, 64) and 0.0 <= t.heatmap.min() <= t.heatmap.max() <= 1.0
+        row, col = np.unravel_index(np.argmax(t.heatmap), t.heatmap.shape)
+        assert abs(t.point[0] - col / 64 * rgb.shape[1]) < 1.0
+        assert abs(t.point[1] - row / 64 * rgb.shape[0]) < 1.0

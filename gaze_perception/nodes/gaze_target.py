@@ -14,14 +14,19 @@ class GazeTargetNode(PairedNode):
     KIND = "gaze_target"
     PARAMS = {
         "backend": ("head_pose", "gaze-target backend: head_pose (geometric) or gazelle", None),
-        "publish_heatmaps": (False, "fill GazeTarget.heatmap (Gaze-LLE backends)", None),
+        "publish_heatmaps": (False, "fill GazeTarget.heatmap (backends that make heatmaps: "
+                             "gazelle)", None),
     }
+    READ_ONLY = PairedNode.READ_ONLY + ("publish_heatmaps",)
 
     def __init__(self, **kwargs):
         super().__init__("gaze_target", **kwargs)
         self.pub = self.create_publisher(GazeTargetArray, "gaze_targets", OUTPUT_QOS)
         self.start(debug_topic="gaze_targets/debug_image")
         self.get_logger().info(f"gaze-target node ready: backend={self.param('backend')}")
+
+    def implied_params(self) -> dict:
+        return {"heatmaps": True} if self.param("publish_heatmaps") else {}
 
     def process_pair(self, rgb, faces, image_msg) -> None:
         targets = self.backend.estimate([rgb], [faces], [self.intrinsics_for(rgb)])[0] \

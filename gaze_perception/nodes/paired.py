@@ -30,7 +30,7 @@ class PairedNode(PerceptionNode):
     def __init__(self, name: str, **kwargs):
         self.PARAMS = {**self.PAIR_PARAMS, **self.PARAMS}
         super().__init__(name, **kwargs)
-        params = json.loads(self.param("backend_params") or "{}")
+        params = {**json.loads(self.param("backend_params") or "{}"), **self.implied_params()}
         self.backend = registry.create(self.KIND, self.param("backend"),
                                        device=self.param("device"), **params)
         self.pairer = StampPairer(lambda img, faces: self.submit(img, faces),
@@ -46,6 +46,10 @@ class PairedNode(PerceptionNode):
     def process(self, image_msg: Image, faces_msg: FaceArray) -> None:
         rgb = self.to_rgb(image_msg)
         self.process_pair(rgb, msg_to_faces(faces_msg), image_msg)
+
+    def implied_params(self) -> dict:
+        """Backend parameters that follow from the node's own parameters."""
+        return {}
 
     def intrinsics_for(self, rgb) -> CameraIntrinsics:
         return self.intrinsics or CameraIntrinsics.guess(rgb.shape[1], rgb.shape[0])
