@@ -8,7 +8,6 @@ the model, `best.pt` keeps the best-scoring weights and `last.pt` the latest; fi
 """
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
@@ -20,6 +19,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
+
+from .run_log import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -64,37 +65,6 @@ def random_flips(n: int, g: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=g) < 0.5
 
 
-class EpochLog:
-    """Per-epoch figures to metrics.csv and, when tensorboard is installed, to TensorBoard."""
-
-    def __init__(self, out: Path) -> None:
-        self.csv_path = out / "metrics.csv"
-        self.csv_path.unlink(missing_ok=True)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(out / "tensorboard"))
-        except ImportError:
-            log.info("tensorboard is not installed: logging to %s only", self.csv_path)
-            self.tb = None
-
-    def write(self, row: Dict[str, float]) -> None:
-        new = not self.csv_path.exists()
-        with open(self.csv_path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        if self.tb is not None:
-            for key, value in row.items():
-                if key != "epoch":
-                    self.tb.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
-            self.tb.flush()
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 def _loader(dataset: Dataset, batch_size: int, workers: int, g=None) -> DataLoader:
     # a last batch of one sample would break batch norm in training: drop it
     drop = g is not None and len(dataset) % batch_size == 1 and len(dataset) > 1
@@ -121,7 +91,7 @@ def fit(model: nn.Module, dataset: Dataset,
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr,
                                   weight_decay=settings.weight_decay)
     out.mkdir(parents=True, exist_ok=True)
-    epoch_log = EpochLog(out)
+    epoch_log = RunLog(out, append=False)  # a fresh metrics.csv every run
     best = {"epoch": 0, "score": -math.inf}
     try:
         for epoch in range(settings.epochs):
@@ -151,7 +121,7 @@ def fit(model: nn.Module, dataset: Dataset,
                    "train_loss": round(loss_sum / seen, 6),
                    **{k: round(float(v), 6) for k, v in figures.items()},
                    "seconds": round(time.monotonic() - t0, 2)}
-            epoch_log.write(row)
+            epoch_log.epoch(row)
             log.info("epoch %d/%d  %s", epoch + 1, settings.epochs,
                      "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
             score = score_of(figures) if figures else -row["train_loss"]

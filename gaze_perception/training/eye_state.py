@@ -121,36 +121,6 @@ def _train_config(args, resumed: Optional[Dict]) -> Dict:
     return cfg
 
 
-class _EpochLog:
-    """Per-epoch figures to metrics.csv and, when tensorboard is installed, to TensorBoard."""
-
-    def __init__(self, out: Path) -> None:
-        self.csv_path = out / "metrics.csv"
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(out / "tensorboard"))
-        except ImportError:
-            log.info("tensorboard is not installed: logging to %s only", self.csv_path)
-            self.tb = None
-
-    def write(self, row: Dict[str, float]) -> None:
-        new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
-        with open(self.csv_path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        if self.tb is not None:
-            for key, value in row.items():
-                if key != "epoch":
-                    self.tb.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
-            self.tb.flush()
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 def _figures(prefix: str, cm: np.ndarray, classes: List[str]) -> Dict[str, float]:
     recalls = {f"{prefix}_recall_{c}": round(v["recall"], 5)
                for c, v in metrics.per_class(cm, classes).items()}
@@ -194,6 +164,7 @@ def train_main(args) -> int:
     from ..core.device import resolve_device
     from ..models.eye_state import model_from_checkpoint, read_checkpoint, save_checkpoint, to_nchw
     from . import loop
+    from .run_log import RunLog
 
     resumed = read_checkpoint(args.resume) if args.resume else None
     if resumed is not None and "config" not in resumed:
@@ -231,7 +202,7 @@ def train_main(args) -> int:
         return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    epoch_log = _EpochLog(args.out)
+    epoch_log = RunLog(args.out, append=True)  # a resumed run adds to its metrics.csv
     try:
         for epoch in range(start, cfg["epochs"]):
             t0 = time.monotonic()
@@ -254,7 +225,7 @@ def train_main(args) -> int:
                 nll = -np.log(probs[np.arange(len(y_val)), y_val] + 1e-12).mean()
                 row.update({"val_loss": round(float(nll), 5), **_figures("val", val_cm, classes)})
             row["seconds"] = round(time.monotonic() - t0, 2)
-            epoch_log.write(row)
+            epoch_log.epoch(row)
             log.info("epoch %d/%d  %s", epoch + 1, cfg["epochs"],
                      "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
             score = row["val_balanced_acc" if len(val_s) else "train_balanced_acc"]

@@ -10,7 +10,6 @@ for the next stage. Torch is imported inside the commands so that the CLI starts
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -24,6 +23,7 @@ import yaml
 
 from ..core import weights
 from .data import DataError
+from .run_log import append_row
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def train_main(args) -> int:
         row = {"epoch": epoch, **{k: round(v, 6) for k, v in row.items()},
                "seconds": round(time.monotonic() - clock[0], 2)}
         clock[0] = time.monotonic()
-        _append_csv(csv_path, row)
+        append_row(csv_path, row)
         log.info("epoch %d/%d  %s", epoch, args.epochs, "  ".join(
             f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
 
@@ -234,15 +234,6 @@ def _load_init(net, spec: str) -> None:
     if not path.is_file():
         path = weights.resolve(spec)
     load_strict(net, weights.load_state_dict(path), f"--init '{path}'")
-
-
-def _append_csv(path: Path, row: Dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
 
 
 def _install(out: Path, stage: str, state, source: str) -> Path:

@@ -136,8 +136,8 @@ def train_main(args) -> int:
 
     from ..core.device import resolve_device
     from .gaze_eval import BEST, eval_line, evaluate, model_predictor
-    from .gaze_train import (RunLog, TrainSet, loader, param_groups, save_atomic,
-                             set_epoch_lr, train_epoch)
+    from .gaze_train import TrainSet, loader, param_groups, save_atomic, set_epoch_lr, train_epoch
+    from .run_log import RunLog
 
     state_path = args.out / STATE_FILE
     saved = None
@@ -171,7 +171,7 @@ def train_main(args) -> int:
         log.info("resuming at epoch %d of %d", start, cfg["epochs"])
 
     args.out.mkdir(parents=True, exist_ok=True)
-    run_log = RunLog(args.out)
+    run_log = RunLog(args.out, append=True, epoch_prefix="epoch/")  # resume: add rows
     predict = model_predictor(model, features)
     try:
         for epoch in range(start, cfg["epochs"]):

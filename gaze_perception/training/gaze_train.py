@@ -7,7 +7,6 @@ drop path) derives from (seed, epoch), so a resumed run repeats the straight one
 """
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -132,37 +131,3 @@ def save_atomic(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".part")
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-class RunLog:
-    """metrics.csv (one row per epoch) and, when tensorboard is installed, tensorboard/."""
-
-    def __init__(self, out: Path):
-        self.csv_path = out / "metrics.csv"
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(out / "tensorboard"))
-        except ImportError:
-            log.info("tensorboard is not installed: logging to %s only", self.csv_path)
-            self.tb = None
-
-    def iteration(self, step: int, loss: float) -> None:
-        if self.tb is not None:
-            self.tb.add_scalar("train/loss", loss, step)
-
-    def epoch(self, row: Dict[str, object]) -> None:
-        new = not self.csv_path.exists() or self.csv_path.stat().st_size == 0
-        with open(self.csv_path, "a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        if self.tb is not None:
-            for key, value in row.items():
-                if key != "epoch" and value is not None:
-                    self.tb.add_scalar(f"epoch/{key}", value, row["epoch"])
-            self.tb.flush()
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
