@@ -30,6 +30,19 @@ class FaceDetector(Backend):
         """Faces for each image of a batch (images may differ in size)."""
 
 
+def check_detector_params(score_threshold: float, nms_threshold: float, top_k: int,
+                          max_faces: int) -> None:
+    """The thresholds and counts every single-shot face backend takes."""
+    if not 0.0 <= score_threshold <= 1.0:
+        raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")
+    if not 0.0 < nms_threshold <= 1.0:
+        raise ValueError(f"nms_threshold must lie in (0, 1], got {nms_threshold}")
+    if int(top_k) != top_k or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k}")
+    if int(max_faces) != max_faces or max_faces < 0:
+        raise ValueError(f"max_faces must be a non-negative integer, got {max_faces}")
+
+
 class EyeStateEstimator(Backend):
     needs = frozenset({"faces", "landmarks"})
     gives = frozenset({"eyes"})

@@ -50,11 +50,10 @@ class GazeLLEBackend(GazeTargetEstimator):
         self.variant, self.precision = variant, precision
         self.heatmaps, self.subpixel = bool(heatmaps), bool(subpixel)
         self.inout_threshold = float(inout_threshold)
-        wdir = Path(weights_dir) if weights_dir else weights.default_weights_dir()
-        backbone = _locate(backbone_weights or f"dinov2_{variant}_pretrain", wdir,
-                           "DINOv2 backbone weights")
-        decoder = _locate(decoder_weights or f"gazelle_dinov2_{variant}_inout", wdir,
-                          "Gaze-LLE decoder weights")
+        backbone = weights.locate(backbone_weights or f"dinov2_{variant}_pretrain", weights_dir,
+                                  "DINOv2 backbone weights")
+        decoder = weights.locate(decoder_weights or f"gazelle_dinov2_{variant}_inout",
+                                 weights_dir, "Gaze-LLE decoder weights")
         self.model = create_gazelle(variant, backbone, decoder).to(self.device)
 
     def describe(self) -> str:
@@ -95,25 +94,6 @@ class GazeLLEBackend(GazeTargetEstimator):
         return GazeTarget(face_index=index, track_id=face.track_id, inout=inout, score=score,
                           point=(col / heat.shape[1] * width, row / heat.shape[0] * height),
                           heatmap=heat.copy() if self.heatmaps else None)
-
-
-def _locate(spec: str, wdir: Path, what: str) -> Path:
-    """Path of a manifest name (sha256-checked as the manifest says) or of a file."""
-    entries = weights.load_manifest(wdir)
-    if spec in entries:
-        entry = entries[spec]
-        path = wdir / entry.file
-        if not path.is_file():
-            raise weights.WeightsError(
-                f"{what} '{spec}' are not installed ({path} is missing). Run `gaze-perception "
-                f"weights fetch {spec}` to download them from {entry.url}, or `gaze-perception "
-                f"weights fetch {spec} --from FILE` to install a copy you already have.")
-        return weights.verify(path, entry.sha256)
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise weights.WeightsError(f"{what} file '{path}' does not exist and '{spec}' is not a "
-                                   f"manifest name (known: {', '.join(sorted(entries))})")
-    return path
 
 
 def _normalised_box(face: Face, width: int, height: int) -> Tuple[float, float, float, float]:

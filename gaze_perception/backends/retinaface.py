@@ -19,12 +19,11 @@ from torchvision.ops import nms
 from ..core.device import resolve_device
 from ..core.image import check_rgb
 from ..core.types import Face
-from ..core.weights import load_state_dict
+from ..core.weights import load_state_dict, locate
 from ..models.retinaface import (BGR_MEAN, RetinaFace, decode_boxes, decode_landmarks, priors,
                                  strip_module_prefix)
 from ..models.state_dict import load_strict
-from .base import FaceDetector
-from .yunet import check_params, weights_file
+from .base import FaceDetector, check_detector_params
 
 
 class RetinaFaceDetector(FaceDetector):
@@ -44,14 +43,14 @@ class RetinaFaceDetector(FaceDetector):
                  weights_dir: Optional[Path] = None, device: str = "auto",
                  score_threshold: float = 0.8, nms_threshold: float = 0.4, top_k: int = 5000,
                  max_faces: int = 0, max_side: int = 0) -> None:
-        check_params(score_threshold, nms_threshold, top_k, max_faces)
+        check_detector_params(score_threshold, nms_threshold, top_k, max_faces)
         if int(max_side) != max_side or max_side < 0:
             raise ValueError(f"max_side must be a non-negative integer, got {max_side}")
         self.score_threshold, self.nms_threshold = float(score_threshold), float(nms_threshold)
         self.top_k, self.max_faces, self.max_side = int(top_k), int(max_faces), int(max_side)
         self.device = resolve_device(device)
         self.weights = str(weights)
-        path = weights_file(weights, weights_dir, "RetinaFace")
+        path = locate(weights, weights_dir, "RetinaFace weights")
         self.net = RetinaFace()
         load_strict(self.net, strip_module_prefix(load_state_dict(path)),
                     f"weights file '{path}'")

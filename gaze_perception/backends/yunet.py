@@ -15,11 +15,11 @@ from typing import List, Optional, Sequence, Union
 import cv2
 import numpy as np
 
-from ..core.weights import WeightsError, load_manifest, resolve
 from ..core.device import DeviceError
 from ..core.image import check_rgb
 from ..core.types import Face
-from .base import FaceDetector
+from ..core.weights import WeightsError, locate
+from .base import FaceDetector, check_detector_params
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class YuNetDetector(FaceDetector):
                  weights_dir: Optional[Path] = None, device: str = "auto",
                  score_threshold: float = 0.6, nms_threshold: float = 0.3, top_k: int = 5000,
                  max_faces: int = 0) -> None:
-        check_params(score_threshold, nms_threshold, top_k, max_faces)
+        check_detector_params(score_threshold, nms_threshold, top_k, max_faces)
         if str(device).strip().lower() not in ("auto", "cpu"):
             raise DeviceError(f"device '{device}': yunet runs in OpenCV on the CPU; use auto "
                               "or cpu")
@@ -47,7 +47,7 @@ class YuNetDetector(FaceDetector):
         self.weights = str(weights)
         self.score_threshold, self.nms_threshold = float(score_threshold), float(nms_threshold)
         self.top_k, self.max_faces = int(top_k), int(max_faces)
-        path = weights_file(weights, weights_dir, "YuNet")
+        path = locate(weights, weights_dir, "YuNet weights")
         try:
             self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.score_threshold,
                                                  self.nms_threshold, self.top_k)
@@ -74,27 +74,3 @@ class YuNetDetector(FaceDetector):
         return [Face(float(r[0]), float(r[1]), float(r[2]), float(r[3]), score=float(r[14]),
                      landmarks=[(float(x), float(y)) for x, y in r[4:14].reshape(5, 2)])
                 for r in rows]
-
-
-def check_params(score_threshold: float, nms_threshold: float, top_k: int,
-                 max_faces: int) -> None:
-    """The thresholds and counts every single-shot face backend takes."""
-    if not 0.0 <= score_threshold <= 1.0:
-        raise ValueError(f"score_threshold must lie in [0, 1], got {score_threshold}")
-    if not 0.0 < nms_threshold <= 1.0:
-        raise ValueError(f"nms_threshold must lie in (0, 1], got {nms_threshold}")
-    if int(top_k) != top_k or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k}")
-    if int(max_faces) != max_faces or max_faces < 0:
-        raise ValueError(f"max_faces must be a non-negative integer, got {max_faces}")
-
-
-def weights_file(spec: Union[str, Path], weights_dir: Optional[Path], what: str) -> Path:
-    """A manifest name's file (sha256-checked by the manifest) or an explicit file path."""
-    if str(spec) in load_manifest(weights_dir):
-        return resolve(str(spec), weights_dir)
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"{what} weights '{spec}' are neither a manifest name nor "
-                                   "an existing file")
-    return path

@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import yaml
 
@@ -95,6 +95,33 @@ def resolve(name: str, weights_dir: Optional[Path] = None) -> Path:
         raise WeightsError(f"no manifest entry '{name}' (known: {', '.join(sorted(entries))})")
     entry = entries[name]
     return verify(wdir / entry.file, entry.sha256)
+
+
+def locate(spec: Union[str, Path], weights_dir: Optional[Path] = None,
+           what: str = "weights") -> Path:
+    """The file `spec` names: a manifest name's file inside `weights_dir` (default
+    `default_weights_dir()`), sha256-checked; otherwise `spec` as a file path ("~" expanded),
+    which must exist. A manifest name wins over a file of the same name. `what` ("YuNet
+    weights", "DINOv2 backbone weights", ...) starts the error messages."""
+    wdir = Path(weights_dir or default_weights_dir())
+    entries = load_manifest(wdir)
+    name = str(spec)
+    if name in entries:
+        entry = entries[name]
+        path = wdir / entry.file
+        if not path.is_file():
+            fetch = (f"Run `gaze-perception weights fetch {name}` to download them from "
+                     f"{entry.url}, or `gaze-perception weights fetch {name} --from FILE` to "
+                     "install a copy you already have." if entry.url else
+                     f"Run `gaze-perception weights fetch {name} --from FILE` to install a "
+                     "copy you have.")
+            raise WeightsError(f"{what} '{name}' are not installed ({path} is missing). {fetch}")
+        return verify(path, entry.sha256)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"{what} '{spec}' are neither a manifest name (known: "
+                           f"{', '.join(sorted(entries))}) nor a file: '{path}' does not exist")
+    return path
 
 
 def load_state_dict(path: Path, expected_sha256: Optional[str] = None):

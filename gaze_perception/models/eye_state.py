@@ -114,11 +114,7 @@ def save_checkpoint(path: Path, model: nn.Module, meta: EyeModelMeta, **extra) -
 
 def read_checkpoint(spec: Union[str, Path], weights_dir: Optional[Path] = None) -> Dict:
     """The checkpoint dict of a file path or of a manifest name (then sha256-checked)."""
-    path = Path(spec)
-    if not path.is_file():
-        if os.sep in str(spec) or path.suffix:
-            raise weights.WeightsError(f"eye-state weights file '{spec}' does not exist")
-        path = weights.resolve(str(spec), weights_dir)
+    path = weights.locate(spec, weights_dir, "eye-state weights")
     ckpt = weights.load_state_dict(path)
     if "state_dict" not in ckpt or "meta" not in ckpt:
         raise weights.WeightsError(f"'{path}' is not an eye-state checkpoint (it needs "

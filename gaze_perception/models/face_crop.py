@@ -71,11 +71,7 @@ def read_checkpoint(spec: Union[str, Path], kinds: Sequence[str],
                     weights_dir: Optional[Path] = None) -> Dict:
     """The checkpoint dict of a file path or a manifest name (then sha256-checked), whose
     meta kind is one of `kinds`."""
-    path = Path(spec)
-    if not path.is_file():
-        if os.sep in str(spec) or path.suffix:
-            raise weights.WeightsError(f"weights file '{spec}' does not exist")
-        path = weights.resolve(str(spec), weights_dir)
+    path = weights.locate(spec, weights_dir, f"{' or '.join(kinds)} weights")
     ckpt = weights.load_state_dict(path)
     meta = ckpt.get("meta")
     kind = meta.get("kind") if isinstance(meta, dict) else None

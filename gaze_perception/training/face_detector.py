@@ -230,9 +230,7 @@ def _miner(args, device):
 def _load_init(net, spec: str) -> None:
     from ..models.state_dict import load_strict
 
-    path = Path(spec)
-    if not path.is_file():
-        path = weights.resolve(spec)
+    path = weights.locate(spec, what="--init weights")
     load_strict(net, weights.load_state_dict(path), f"--init '{path}'")
 
 

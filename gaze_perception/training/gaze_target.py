@@ -249,21 +249,20 @@ def _splits(cfg: Dict):
 def _build_model(cfg: Dict, resume_from: Optional[Path]):
     """Gaze-LLE with the frozen backbone and the decoder to train (in/out head for VAT): the
     resumed run's decoder, else the --weights decoder, else a fresh one."""
-    from ..backends.gazelle import _locate as locate_weights
-    from ..core.weights import default_weights_dir, load_state_dict
+    from ..core.weights import default_weights_dir, load_state_dict, locate
     from ..models.gazelle import create_gazelle, load_decoder_state_dict
 
     wdir = default_weights_dir()
     variant = cfg["variant"]
-    backbone_file = locate_weights(cfg["backbone_weights"] or f"dinov2_{variant}_pretrain",
-                                   wdir, "DINOv2 backbone weights")
+    backbone_file = locate(cfg["backbone_weights"] or f"dinov2_{variant}_pretrain", wdir,
+                           "DINOv2 backbone weights")
     model = create_gazelle(variant, backbone_file, inout=cfg["dataset"] == "vat")
     model.backbone.requires_grad_(False)
     if resume_from is not None:
         load_decoder_state_dict(model.decoder, load_state_dict(resume_from),
                                 f"weights file '{resume_from}'")
     elif cfg["weights"]:
-        path = locate_weights(cfg["weights"], wdir, "Gaze-LLE decoder weights")
+        path = locate(cfg["weights"], wdir, "Gaze-LLE decoder weights")
         state = load_state_dict(path)
         fresh = {k: v for k, v in model.decoder.state_dict().items()
                  if k.startswith("inout_") and k not in state}
