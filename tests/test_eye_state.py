@@ -18,7 +18,8 @@ from gaze_perception.core.types import Face
 from gaze_perception.core.weights import WeightsError, load_manifest, sha256_of
 from gaze_perception.models.eye_decision import decide
 from gaze_perception.models.eye_state import (EyeModelMeta, create_eye_model, load_eye_model,
-                                              save_checkpoint, to_tensor)
+                                              to_tensor)
+from gaze_perception.models.state_dict import save_checkpoint
 from gaze_perception.training import data as ds
 from gaze_perception.training import loop
 

@@ -197,8 +197,8 @@ def test_trained_model_codes_clips_and_eval_scores_them(coding_run, tmp_path, ca
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
-    from gaze_perception.models.face_crop import save_checkpoint
     from gaze_perception.models.gaze_coding import CodingMeta, build_model
+    from gaze_perception.models.state_dict import save_checkpoint
     meta = CodingMeta(arch="resnet18", input_size=64)
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "random.pt"

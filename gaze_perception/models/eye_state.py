@@ -7,7 +7,6 @@ One door, `create_eye_model(arch, num_classes, in_chans)`: the project's own sma
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -100,16 +99,6 @@ class EyeModelMeta:
 
 def build_model(meta: EyeModelMeta) -> nn.Module:
     return create_eye_model(meta.arch, len(meta.classes), meta.in_chans)
-
-
-def save_checkpoint(path: Path, model: nn.Module, meta: EyeModelMeta, **extra) -> None:
-    """Write {"state_dict", "meta", **extra} atomically (a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "meta": meta.to_dict(), **extra}, tmp)
-    os.replace(tmp, path)
 
 
 def read_checkpoint(spec: Union[str, Path], weights_dir: Optional[Path] = None) -> Dict:

@@ -7,7 +7,6 @@ time cannot drift from training, and `kind` keeps one model line from loading an
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -55,16 +54,6 @@ class CropMeta:
     def from_dict(cls, d: Dict) -> "CropMeta":
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-def save_checkpoint(path: Path, model: nn.Module, meta: CropMeta, **extra) -> None:
-    """Write {"state_dict", "meta", **extra} atomically (a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "meta": meta.to_dict(), **extra}, tmp)
-    os.replace(tmp, path)
 
 
 def read_checkpoint(spec: Union[str, Path], kinds: Sequence[str],

@@ -1,10 +1,12 @@
-"""Strict state-dict loading with messages that name the offending keys.
+"""Strict state-dict loading with messages that name the offending keys, and atomic saving.
 
 PyTorch's own strict load reports problems as one long RuntimeError; users who picked the wrong
 checkpoint need to read which keys are missing, unexpected or of the wrong shape, and where from.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Mapping
 
 from ..core.weights import WeightsError
@@ -28,3 +30,21 @@ def load_strict(module, state_dict: Mapping, source: str) -> None:
         raise WeightsError(f"{source} does not fit {type(module).__name__}: "
                            + " | ".join(problems))
     module.load_state_dict(state_dict, strict=True)
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save under a temporary name beside `path` (its folder created), then rename: a
+    crash never leaves a torn file."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, model, meta, **extra) -> None:
+    """Write {"state_dict" (CPU tensors), "meta": meta.to_dict(), **extra} atomically."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_atomic({"state_dict": state, "meta": meta.to_dict(), **extra}, path)

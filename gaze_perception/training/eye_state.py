@@ -162,7 +162,8 @@ def train_main(args) -> int:
     import torch
 
     from ..core.device import resolve_device
-    from ..models.eye_state import model_from_checkpoint, read_checkpoint, save_checkpoint, to_nchw
+    from ..models.eye_state import model_from_checkpoint, read_checkpoint, to_nchw
+    from ..models.state_dict import save_checkpoint
     from . import loop
     from .run_log import RunLog
 

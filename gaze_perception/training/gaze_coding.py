@@ -97,8 +97,9 @@ def train_main(args) -> int:
     import torch
 
     from ..core.device import resolve_device
-    from ..models.face_crop import normalize, save_checkpoint
+    from ..models.face_crop import normalize
     from ..models.gaze_coding import CodingMeta, build_model
+    from ..models.state_dict import save_checkpoint
     from .crop_loop import FitSettings, TensorDataset, fit, predict
 
     device = resolve_device(args.device)

@@ -179,8 +179,8 @@ def train_main(args) -> int:
     import torch
 
     from ..core.device import resolve_device
-    from ..models.face_crop import save_checkpoint
     from ..models.gaze_direction import build_model
+    from ..models.state_dict import save_checkpoint
     from .crop_loop import FitSettings, fit, predict
 
     device = resolve_device(args.device)

@@ -136,7 +136,8 @@ def train_main(args) -> int:
 
     from ..core.device import resolve_device
     from .gaze_eval import BEST, eval_line, evaluate, model_predictor
-    from .gaze_train import TrainSet, loader, param_groups, save_atomic, set_epoch_lr, train_epoch
+    from ..models.state_dict import save_atomic
+    from .gaze_train import TrainSet, loader, param_groups, set_epoch_lr, train_epoch
     from .run_log import RunLog
 
     state_path = args.out / STATE_FILE

@@ -1,4 +1,4 @@
-"""Gaze-LLE decoder training on a frozen backbone: samples, loss, one epoch, run logs.
+"""Gaze-LLE decoder training on a frozen backbone: samples, loss, one epoch.
 
 The loss is the reference's: BCE between the 64x64 heatmap and a Gaussian target; with an
 in/out head (VideoAttentionTarget) the heatmap term counts in-frame people only and BCE on the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -124,10 +123,3 @@ def train_epoch(model: GazeLLE, batches: DataLoader, features: FeatureSource,
             on_log(epoch * len(batches) + i, value)
     model.decoder.eval()
     return total.item() / max(seen, 1)
-
-
-def save_atomic(obj, path: Path) -> None:
-    """torch.save under a temporary name, then rename: a crash never leaves a torn file."""
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
