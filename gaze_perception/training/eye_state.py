@@ -23,6 +23,7 @@ from ..models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, che
                                    decide)
 from . import data as ds
 from . import metrics
+from .run_log import RunLog, resumed_settings
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +112,7 @@ def _train_config(args, resumed: Optional[Dict]) -> Dict:
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
     if resumed is None:
         return {**TRAIN_DEFAULTS, **given}
-    cfg = dict(resumed["config"])
-    for key, value in given.items():
-        if key == "epochs":
-            cfg[key] = value
-        elif value != cfg.get(key):
-            log.warning("--%s %s ignored: a resumed run keeps its %s", key.replace("_", "-"),
-                        value, cfg.get(key))
-    return cfg
+    return resumed_settings(resumed["config"], given)
 
 
 def _figures(prefix: str, cm: np.ndarray, classes: List[str]) -> Dict[str, float]:
@@ -165,7 +159,6 @@ def train_main(args) -> int:
     from ..models.eye_state import model_from_checkpoint, read_checkpoint, to_nchw
     from ..models.state_dict import save_checkpoint
     from . import loop
-    from .run_log import RunLog
 
     resumed = read_checkpoint(args.resume) if args.resume else None
     if resumed is not None and "config" not in resumed:

@@ -19,6 +19,7 @@ from typing import Dict, Optional
 
 from .data import DataError
 from .gaze_data import DATASETS, NAMES, VAT_BOX_SMOOTHING, read_split
+from .run_log import RunLog, resumed_settings
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,6 @@ def train_main(args) -> int:
     from .gaze_eval import BEST, eval_line, evaluate, model_predictor
     from ..models.state_dict import save_atomic
     from .gaze_train import TrainSet, loader, param_groups, set_epoch_lr, train_epoch
-    from .run_log import RunLog
 
     state_path = args.out / STATE_FILE
     saved = None
@@ -214,14 +214,7 @@ def _settings(args, saved: Optional[Dict]) -> Dict:
             if cfg[key] < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {cfg[key]}")
         return cfg
-    cfg = dict(saved)
-    for key, value in given.items():
-        if key == "epochs":
-            cfg[key] = value
-        elif value != cfg.get(key):
-            log.warning("--%s %s ignored: the resumed run keeps %s", key.replace("_", "-"),
-                        value, cfg.get(key))
-    return cfg
+    return resumed_settings(saved, given)
 
 
 def _amp_dtype(device, enabled: bool):

@@ -1,5 +1,6 @@
 """A training run's figures: one row per epoch in `metrics.csv` and, when tensorboard is
-installed, scalars in `tensorboard/` (plus, optionally, the loss every few iterations).
+installed, scalars in `tensorboard/` (plus, optionally, the loss every few iterations); and the
+settings a resumed run keeps.
 
 Torch is imported only when a `RunLog` is made, so that the CLI starts fast.
 """
@@ -22,6 +23,19 @@ def append_row(path: Path, row: Dict[str, object]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def resumed_settings(saved: Dict, given: Dict) -> Dict:
+    """A resumed run's settings: the `saved` ones, of which only `epochs` may change; every
+    other flag in `given` that differs from the saved value is ignored with a warning."""
+    cfg = dict(saved)
+    for key, value in given.items():
+        if key == "epochs":
+            cfg[key] = value
+        elif value != cfg.get(key):
+            log.warning("--%s %s ignored: a resumed run keeps its %s", key.replace("_", "-"),
+                        value, cfg.get(key))
+    return cfg
 
 
 class RunLog:
