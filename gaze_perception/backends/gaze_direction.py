@@ -43,8 +43,9 @@ class _CropModel(GazeDirectionEstimator):
 
     kind = ""
 
-    def __init__(self, weights: Union[str, Path, None], weights_dir: Optional[Path],
-                 device: str, batch_size: int) -> None:
+    def __init__(self, *, weights: Union[str, Path, None] = None,
+                 weights_dir: Optional[Path] = None, device: str = "auto",
+                 batch_size: int = 32) -> None:
         if not weights:
             raise ValueError(f"the {self.kind} backend needs `weights`: a checkpoint written by "
                              "`gaze-perception train gaze-direction` (none ship with the package)")
@@ -97,11 +98,6 @@ class L2CSGazeDirection(_CropModel):
 
     kind = "l2cs"
 
-    def __init__(self, *, weights: Union[str, Path, None] = None,
-                 weights_dir: Optional[Path] = None, device: str = "auto",
-                 batch_size: int = 32) -> None:
-        super().__init__(weights, weights_dir, device, batch_size)
-
     def _inputs(self, image, face):
         box = (face.x, face.y, face.width, face.height)
         return (crop_square(image, box, self.meta.input_size, self.meta.crop_scale),)
@@ -130,11 +126,6 @@ class ITrackerScreenPoint(_CropModel):
     """
 
     kind = "itracker"
-
-    def __init__(self, *, weights: Union[str, Path, None] = None,
-                 weights_dir: Optional[Path] = None, device: str = "auto",
-                 batch_size: int = 32) -> None:
-        super().__init__(weights, weights_dir, device, batch_size)
 
     def _inputs(self, image, face):
         box = (face.x, face.y, face.width, face.height)
