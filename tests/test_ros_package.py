@@ -4,8 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from gaze_perception.core.config import load_pipeline_config
 from gaze_perception.graph import NodeSpec, node_specs
 
