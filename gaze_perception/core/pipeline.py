@@ -49,20 +49,24 @@ class PipelineConfig:
     faces: Optional[StageConfig] = field(default_factory=lambda: StageConfig("mtcnn"))
     eyes: Optional[StageConfig] = None
     gaze: Optional[StageConfig] = None
+    direction: Optional[StageConfig] = None  # appearance-based gaze direction (l2cs, itracker)
+    coding: Optional[StageConfig] = None     # infant gaze coding (icatcher)
     head_pose: bool = True
     tracking: Optional[TrackerConfig] = None
     graph: GraphConfig = field(default_factory=GraphConfig)
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "PipelineConfig":
-        """Read a pipeline YAML: `stages:` (`faces`, `eyes`, `gaze`, `head_pose`, `tracking`)
-        and the graph keys; a mapping without `stages:` is the stages alone."""
+        """Read a pipeline YAML: `stages:` (`faces`, `eyes`, `gaze`, `direction`, `coding`,
+        `head_pose`, `tracking`) and the graph keys; a mapping without `stages:` is the stages
+        alone."""
         stages = data.get("stages", data) or {}
         graph = GraphConfig.from_dict(data) if "stages" in data else GraphConfig()
-        unknown = set(stages) - {"faces", "eyes", "gaze", "head_pose", "tracking"}
+        known = ("faces", "eyes", "gaze", "direction", "coding", "head_pose", "tracking")
+        unknown = set(stages) - set(known)
         if unknown:
             raise ValueError(f"unknown pipeline stage(s) {sorted(unknown)}; "
-                             "known: faces, eyes, gaze, head_pose, tracking")
+                             f"known: {', '.join(known)}")
 
         def stage(key, default):
             spec = stages.get(key, default)
@@ -73,7 +77,8 @@ class PipelineConfig:
             return StageConfig(spec["backend"], dict(spec.get("params") or {}))
 
         return cls(faces=stage("faces", "mtcnn"), eyes=stage("eyes", None),
-                   gaze=stage("gaze", None), head_pose=bool(stages.get("head_pose", True)),
+                   gaze=stage("gaze", None), direction=stage("direction", None),
+                   coding=stage("coding", None), head_pose=bool(stages.get("head_pose", True)),
                    tracking=TrackerConfig.from_value(stages.get("tracking")), graph=graph)
 
 
@@ -88,6 +93,8 @@ class Pipeline:
         self.face_detector = build("face_detector", self.config.faces)
         self.eye_state = build("eye_state", self.config.eyes)
         self.gaze_target = build("gaze_target", self.config.gaze)
+        self.gaze_direction = build("gaze_direction", self.config.direction)
+        self.gaze_coder = build("gaze_coding", self.config.coding)
         self.tracker = Tracker(self.config.tracking) if self.config.tracking else None
 
     def __call__(self, frames: Sequence[np.ndarray],
@@ -112,7 +119,11 @@ class Pipeline:
                     fill_head_pose(face, k)
         eyes = self.eye_state.estimate(frames, faces) if self.eye_state else None
         gaze = self.gaze_target.estimate(frames, faces, intr) if self.gaze_target else None
-        return [FrameResult(width=f.shape[1], height=f.shape[0], faces=fs,
-                            eyes=None if eyes is None else eyes[i],
-                            gaze=None if gaze is None else gaze[i])
+        directions = (self.gaze_direction.estimate(frames, faces) if self.gaze_direction
+                      else None)
+        codes = self.gaze_coder.code(frames, faces) if self.gaze_coder else None
+        pick = lambda values, i: None if values is None else values[i]  # noqa: E731
+        return [FrameResult(width=f.shape[1], height=f.shape[0], faces=fs, eyes=pick(eyes, i),
+                            gaze=pick(gaze, i), directions=pick(directions, i),
+                            coding=pick(codes, i))
                 for i, (f, fs) in enumerate(zip(frames, faces))]

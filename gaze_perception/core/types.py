@@ -104,6 +104,8 @@ class FrameResult:
     faces: List[Face] = field(default_factory=list)
     eyes: Optional[List[EyeState]] = None
     gaze: Optional[List[GazeTarget]] = None
+    directions: Optional[List["GazeDirection"]] = None  # core.gaze_direction
+    coding: Optional["FrameCode"] = None                # core.gaze_coding: the infant's code
     frame: int = 0
     source: str = ""
     stamp: float = 0.0
@@ -112,6 +114,7 @@ class FrameResult:
         """The JSON Lines schema of DESIGN.md section 4."""
         eyes = {e.face_index: e for e in (self.eyes or [])}
         gaze = {g.face_index: g for g in (self.gaze or [])}
+        directions = {d.face_index: d for d in (self.directions or [])}
         faces = []
         for i, f in enumerate(self.faces):
             e, g = eyes.get(i), gaze.get(i)
@@ -129,8 +132,31 @@ class FrameResult:
                     "inout": _num(g.inout), "score": _num(g.score), "label": g.label,
                     "direction": None if g.direction is None else [round(v, 4) for v in g.direction]},
             })
-        return {"frame": self.frame, "source": self.source, "stamp": self.stamp,
-                "width": self.width, "height": self.height, "faces": faces}
+            if self.directions is not None:
+                faces[-1]["direction"] = _direction_json(directions.get(i))
+        out = {"frame": self.frame, "source": self.source, "stamp": self.stamp,
+               "width": self.width, "height": self.height, "faces": faces}
+        if self.coding is not None:
+            out["coding"] = _coding_json(self.coding)
+        return out
+
+
+def _direction_json(d) -> Optional[dict]:
+    if d is None:
+        return None
+    return {"yaw": _num(d.yaw), "pitch": _num(d.pitch), "vector": _rounded(d.direction),
+            "point_cm": _rounded(d.point_cm)}
+
+
+def _rounded(values) -> Optional[list]:
+    return None if values is None else [round(float(v), 4) for v in values]
+
+
+def _coding_json(c) -> dict:
+    from .gaze_coding import CODES
+    return {"face_index": int(c.face_index), "code": CODES[c.code],
+            "confidence": _num(c.confidence),
+            "probs": {CODES[k]: round(float(p), 4) for k, p in enumerate(c.probs)}}
 
 
 def _num(v: float) -> Optional[float]:

@@ -1,0 +1,54 @@
+"""The other model lines as pipeline stages: gaze direction and infant gaze coding in `run`."""
+import json
+
+import pytest
+import torch
+
+from gaze_perception.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from gaze_perception.models import gaze_coding, gaze_direction
+    from gaze_perception.models.state_dict import save_checkpoint
+    root = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    l2cs = gaze_direction.L2CSMeta(backbone="resnet18", bins=28, bin_width=3.0, input_size=48)
+    save_checkpoint(root / "l2cs.pt", gaze_direction.build_model(l2cs), l2cs)
+    coding = gaze_coding.CodingMeta(arch="resnet18", input_size=48)
+    save_checkpoint(root / "coding.pt", gaze_coding.build_model(coding), coding)
+    return root
+
+
+def test_run_fills_direction_and_coding(checkpoints, astronaut, tmp_path):
+    import cv2
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    config = tmp_path / "lines.yaml"
+    config.write_text(
+        "stages:\n"
+        "  faces: mtcnn\n"
+        f"  direction: {{backend: l2cs, params: {{weights: {checkpoints / 'l2cs.pt'}}}}}\n"
+        f"  coding: {{backend: icatcher, params: {{weights: {checkpoints / 'coding.pt'}}}}}\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["run", str(image), "--config", str(config), "--jsonl", str(out),
+                 "--device", "cpu"]) == 0
+    row = json.loads(out.read_text())
+    direction = row["faces"][0]["direction"]
+    assert set(direction) == {"yaw", "pitch", "vector", "point_cm"}
+    assert abs(sum(v * v for v in direction["vector"]) - 1.0) < 1e-3
+    assert direction["point_cm"] is None
+    coding = row["coding"]
+    assert coding["face_index"] == 0 and coding["code"] in ("away", "left", "right")
+    assert set(coding["probs"]) == {"away", "left", "right", "no_face"}
+    assert abs(sum(coding["probs"].values()) - 1.0) < 1e-3
+
+
+def test_stages_not_configured_leave_the_schema_as_it_was(astronaut, tmp_path):
+    import cv2
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.jsonl"
+    assert main(["run", str(image), "--config", "faces_only", "--jsonl", str(out)]) == 0
+    row = json.loads(out.read_text())
+    assert "coding" not in row and "direction" not in row["faces"][0]
