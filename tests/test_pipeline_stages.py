@@ -52,3 +52,21 @@ def test_stages_not_configured_leave_the_schema_as_it_was(astronaut, tmp_path):
     assert main(["run", str(image), "--config", "faces_only", "--jsonl", str(out)]) == 0
     row = json.loads(out.read_text())
     assert "coding" not in row and "direction" not in row["faces"][0]
+
+
+def test_gaze_target_from_a_direction_backend(checkpoints, astronaut):
+    """The head_pose gaze backend casts its ray along an appearance-based direction when one is
+    configured: the target's direction is then that backend's, not the head pose's."""
+    from gaze_perception import create
+    from gaze_perception.core.pipeline import Pipeline, PipelineConfig, StageConfig
+
+    direction = create("gaze_direction", "l2cs", weights=str(checkpoints / "l2cs.pt"),
+                       device="cpu")
+    config = PipelineConfig(gaze=StageConfig("head_pose", {
+        "direction_backend": "l2cs", "direction_params": {"weights": str(checkpoints / "l2cs.pt")}}))
+    result = Pipeline(config, device="cpu")([astronaut])[0]
+    (expected,) = direction.estimate([astronaut], [result.faces])[0]
+    (target,) = result.gaze
+    assert target.direction == pytest.approx(expected.direction, abs=1e-5)
+    head = Pipeline(PipelineConfig(gaze=StageConfig("head_pose")), device="cpu")([astronaut])[0]
+    assert head.gaze[0].direction != pytest.approx(target.direction, abs=1e-3)

@@ -24,6 +24,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .. import registry
 from ..core.types import CameraIntrinsics, Face, GazeTarget
 from .base import GazeTargetEstimator
 
@@ -40,8 +41,10 @@ class HeadPoseGaze(GazeTargetEstimator):
 
     `regions`: name -> polygon [[x, y], ...] in image pixels. `cone_deg`: how far from the ray
     a target may lie, seen from the eyes. `max_distance_px`: ignore targets farther along the
-    ray. `device` is accepted for a uniform interface; this backend needs no accelerator.
-    A face whose head pose is unknown (NaN) gets in/out 0 and score 0, pointing at itself.
+    ray. `direction_backend` (e.g. `l2cs`, with `direction_params` such as its `weights`) casts
+    the ray along the eyes' gaze direction instead of the head's, and fills `direction` with it;
+    `device` goes to that backend (the geometry itself needs no accelerator). A face with
+    neither angles gets in/out 0 and score 0, pointing at itself.
     """
 
     needs = frozenset({"faces", "landmarks", "head_pose"})
@@ -49,7 +52,8 @@ class HeadPoseGaze(GazeTargetEstimator):
 
     def __init__(self, regions: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
                  cone_deg: float = 15.0, max_distance_px: Optional[float] = None,
-                 device: str = "auto") -> None:
+                 device: str = "auto", direction_backend: Optional[str] = None,
+                 direction_params: Optional[Mapping] = None) -> None:
         if not 0.0 < cone_deg < 90.0:
             raise ValueError(f"cone_deg must lie in (0, 90), got {cone_deg}")
         if max_distance_px is not None and max_distance_px <= 0:
@@ -57,6 +61,9 @@ class HeadPoseGaze(GazeTargetEstimator):
         self.regions = {str(name): _polygon(name, pts) for name, pts in (regions or {}).items()}
         self.cone = math.radians(cone_deg)
         self.max_distance = float(max_distance_px) if max_distance_px else math.inf
+        # An appearance-based gaze direction (e.g. l2cs) replaces the head pose where it has one.
+        self.direction = None if not direction_backend else registry.create(
+            "gaze_direction", direction_backend, device=device, **dict(direction_params or {}))
 
     def describe(self) -> str:
         return (f"HeadPoseGaze(regions={sorted(self.regions)}, "
@@ -66,21 +73,33 @@ class HeadPoseGaze(GazeTargetEstimator):
     def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
                  intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
                  ) -> List[List[GazeTarget]]:
-        results = []
+        results, angles = [], self._angles(images, faces)
         for k, (image, frame_faces) in enumerate(zip(images, faces)):
             height, width = image.shape[:2]
             cam = (intrinsics[k] if intrinsics and intrinsics[k] else None) or \
                 CameraIntrinsics.guess(width, height)
-            results.append([self._target(i, frame_faces, cam, width, height)
+            results.append([self._target(i, frame_faces, cam, width, height, angles[k][i])
                             for i in range(len(frame_faces))])
         return results
 
+    def _angles(self, images, faces) -> List[List[Tuple[float, float]]]:
+        """(yaw, pitch) per face: the direction backend's where it gives finite angles, else
+        the head pose (NaN when unknown)."""
+        head = [[(f.yaw, f.pitch) for f in fs] for fs in faces]
+        if self.direction is None:
+            return head
+        for k, estimates in enumerate(self.direction.estimate(images, faces)):
+            for d in estimates:
+                if math.isfinite(d.yaw) and math.isfinite(d.pitch):
+                    head[k][d.face_index] = (d.yaw, d.pitch)
+        return head
+
     def _target(self, index: int, faces: Sequence[Face], cam: CameraIntrinsics,
-                width: int, height: int) -> GazeTarget:
+                width: int, height: int, angles: Tuple[float, float]) -> GazeTarget:
         face = faces[index]
-        if face.head_pose is None:
+        if not all(math.isfinite(a) for a in angles):
             return GazeTarget(index, face.center, inout=0.0, score=0.0, track_id=face.track_id)
-        d = gaze_direction(face.yaw, face.pitch)
+        d = gaze_direction(*angles)
         eye = eye_point(face)
         result = dict(face_index=index, track_id=face.track_id, direction=tuple(d.tolist()))
         ray = np.array([(eye[0] - cam.cx) / cam.fx, (eye[1] - cam.cy) / cam.fy, 1.0])
