@@ -132,12 +132,24 @@ def _param_text(value) -> str:
     return repr(value)
 
 
+def node_env(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Environment for node processes: unbuffered output, and Fast DDS with a shared-memory
+    segment large enough for camera images (config/fastdds_large_shm.xml) unless the user
+    chose a profile; without it, best-effort images between processes are mostly lost."""
+    from .core.config import config_dir
+
+    env = dict(os.environ if base is None else base)
+    env["PYTHONUNBUFFERED"] = "1"
+    if "FASTDDS_DEFAULT_PROFILES_FILE" not in env and "FASTRTPS_DEFAULT_PROFILES_FILE" not in env:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(config_dir() / "fastdds_large_shm.xml")
+    return env
+
+
 def isolated_ros_env(domain_id: Optional[int] = None) -> Dict[str, str]:
-    """Environment with its own ROS_DOMAIN_ID and ROS_LOG_DIR so runs do not see each other."""
-    env = dict(os.environ)
+    """`node_env` with its own ROS_DOMAIN_ID and ROS_LOG_DIR so runs do not see each other."""
+    env = node_env()
     env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else random.randint(1, 100))
     env.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="gaze_ros_log_"))
-    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 

@@ -23,6 +23,7 @@ def test_colcon_builds_both_packages(tmp_path):
     assert "Finished <<< gaze_msgs" in res.stdout and "Finished <<< gaze_perception" in res.stdout
     share = tmp_path / "install" / "gaze_perception" / "share" / "gaze_perception"
     for rel in ("package.xml", "launch/gaze_perception.launch.py", "config/default.yaml",
+                "config/fastdds_large_shm.xml",
                 "weights/manifest.yaml"):
         assert (share / rel).is_file(), rel
     lib = tmp_path / "install" / "gaze_perception" / "lib" / "gaze_perception"

@@ -4,7 +4,6 @@ the launch file, so the YAML stays the one description of the graph. Ctrl-C (or 
 every node; the exit status is non-zero when a node died or did not stop cleanly."""
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -46,10 +45,10 @@ def _interrupt(signum, frame):
 
 
 def main(args) -> int:
-    from ..graph import NodeProcess
+    from ..graph import NodeProcess, node_env
 
     specs = specs_for(args)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = node_env()
     print(f"up: {len(specs)} node(s) on ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')}; "
           "Ctrl-C stops them", file=sys.stderr, flush=True)
     procs, died = [], []
