@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from .. import registry
+from ..core.gaze_direction import angles_to_vector
 from ..core.types import CameraIntrinsics, Face, GazeTarget
 from .base import GazeTargetEstimator
 
@@ -99,7 +100,7 @@ class HeadPoseGaze(GazeTargetEstimator):
         face = faces[index]
         if not all(math.isfinite(a) for a in angles):
             return GazeTarget(index, face.center, inout=0.0, score=0.0, track_id=face.track_id)
-        d = gaze_direction(*angles)
+        d = angles_to_vector(*angles)  # the convention of head pose and gaze direction
         eye = eye_point(face)
         result = dict(face_index=index, track_id=face.track_id, direction=tuple(d.tolist()))
         ray = np.array([(eye[0] - cam.cx) / cam.fx, (eye[1] - cam.cy) / cam.fy, 1.0])
@@ -143,13 +144,6 @@ class HeadPoseGaze(GazeTargetEstimator):
             distance, angle, chord_mid = seen
             best = (distance, label, anchor or chord_mid or _centroid(poly), angle)
         return None if best is None else best[1:]
-
-
-def gaze_direction(yaw: float, pitch: float) -> np.ndarray:
-    """Unit vector, camera frame (x right, y down, z forward): (0, 0, -1) faces the camera;
-    yaw > 0 turns it to image-right, pitch > 0 down."""
-    return np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch),
-                     -math.cos(yaw) * math.cos(pitch)])
 
 
 def eye_point(face: Face) -> Point:
