@@ -14,6 +14,7 @@ from gaze_perception.core import weights
 from gaze_perception.core.device import DeviceError
 from gaze_perception.models.retinaface import RetinaFace, decode_boxes, priors
 from gaze_perception.registry import create
+from checks import assert_batch_equals_single_calls
 
 # facenet-pytorch 2.5 `MTCNN().detect(astronaut, landmarks=True)` (as in test_mtcnn.py)
 REF_BOX = (181.05, 62.16, 267.75, 172.05)
@@ -87,15 +88,7 @@ def test_infant_stills(detector, clips):
 def test_batch_equals_single_calls(detector, astronaut, clips):
     frames = [astronaut, np.ascontiguousarray(astronaut[:, ::-1]), _rgb(clips / "three_faces.jpg"),
               np.zeros_like(astronaut), astronaut]
-    batched = detector.detect(frames)
-    assert [len(f) for f in batched] == [1, 1, 3, 0, 1]
-    for frame, got in zip(frames, batched):
-        want = detector.detect([frame])[0]
-        assert len(got) == len(want)
-        for g, w in zip(got, want):
-            np.testing.assert_allclose(g.xyxy, w.xyxy, atol=1e-3)
-            np.testing.assert_allclose(g.landmarks, w.landmarks, atol=1e-3)
-            assert g.score == pytest.approx(w.score, abs=1e-5)
+    assert_batch_equals_single_calls(detector, frames, [1, 1, 3, 0, 1])
 
 
 def test_sorted_by_score_and_max_faces(name, detector, shared_dir, clips):

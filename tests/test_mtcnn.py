@@ -10,6 +10,7 @@ from gaze_perception.backends.mtcnn import MTCNNDetector
 from gaze_perception.core import weights
 from gaze_perception.core.device import DeviceError
 from gaze_perception.models.mtcnn import ONet, PNet, RNet
+from checks import assert_batch_equals_single_calls
 
 # facenet-pytorch 2.5 `MTCNN().detect(astronaut, landmarks=True)`
 REF_BOX = (181.05, 62.16, 267.75, 172.05)
@@ -68,15 +69,7 @@ def test_astronaut_parity(detector, astronaut):
 def test_batch_equals_single_calls(detector, astronaut, grid):
     frames = [astronaut, np.ascontiguousarray(astronaut[:, ::-1]), grid,
               np.zeros_like(astronaut), astronaut]
-    batched = detector.detect(frames)
-    assert [len(f) for f in batched] == [1, 1, 4, 0, 1]
-    for frame, got in zip(frames, batched):
-        want = detector.detect([frame])[0]
-        assert len(got) == len(want)
-        for g, w in zip(got, want):
-            np.testing.assert_allclose(g.xyxy, w.xyxy, atol=1e-3)
-            np.testing.assert_allclose(g.landmarks, w.landmarks, atol=1e-3)
-            assert g.score == pytest.approx(w.score, abs=1e-5)
+    assert_batch_equals_single_calls(detector, frames, [1, 1, 4, 0, 1])
 
 
 def test_sorted_by_score_and_max_faces(detector, grid):
