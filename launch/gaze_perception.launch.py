@@ -21,9 +21,9 @@ def _nodes(context):
                  output="screen") for s in specs]
 
 
-def generate_launch_description():
+def generate_launch_description(default_config: str = "default"):
     return LaunchDescription([
-        DeclareLaunchArgument("config", default_value="default",
+        DeclareLaunchArgument("config", default_value=default_config,
                               description="pipeline YAML: a path or a name in config/"),
         DeclareLaunchArgument("image", default_value="",
                               description="camera image topic; empty = the config's remapping"),

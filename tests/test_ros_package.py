@@ -22,7 +22,8 @@ def test_colcon_builds_both_packages(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "Finished <<< gaze_msgs" in res.stdout and "Finished <<< gaze_perception" in res.stdout
     share = tmp_path / "install" / "gaze_perception" / "share" / "gaze_perception"
-    for rel in ("package.xml", "launch/gaze_perception.launch.py", "config/default.yaml",
+    for rel in ("package.xml", "launch/gaze_perception.launch.py", "launch/classroom.launch.py",
+                "config/default.yaml",
                 "config/fastdds_large_shm.xml",
                 "weights/manifest.yaml"):
         assert (share / rel).is_file(), rel

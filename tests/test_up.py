@@ -137,11 +137,12 @@ def _real_launch():
     return LaunchContext()
 
 
-def _launch_nodes(context, launch_args):
-    spec = importlib.util.spec_from_file_location("gaze_launch", LAUNCH_FILE)
+def _launch_nodes(context, launch_args, launch_file=LAUNCH_FILE):
+    spec = importlib.util.spec_from_file_location("gaze_launch", launch_file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.Node = _Recorded  # record what the launch file asks for instead of starting it
+    # record what the launch file asks for instead of starting it
+    getattr(module, "_main", module).Node = _Recorded
     context.launch_configurations.update(launch_args)
     nodes = []
     for entity in module.generate_launch_description().entities:
@@ -171,6 +172,17 @@ def test_launch_file_and_up_resolve_the_same_graph(kind, launch_args, up_args, m
                                             "attention"]
         assert all(n[3]["image"] == launch_args.get("image", "/camera/image_raw")
                    for n in launched)
+
+
+@pytest.mark.parametrize("kind", ["stand-in", "launch_ros"])
+def test_classroom_launch_file_is_the_classroom_graph(kind, monkeypatch):
+    context = _stub_launch(monkeypatch) if kind == "stand-in" else _real_launch()
+    launched = [(n.kwargs["executable"], n.kwargs["namespace"], n.kwargs["parameters"],
+                 dict(n.kwargs["remappings"]))
+                for n in _launch_nodes(context, {}, LAUNCH_FILE.with_name("classroom.launch.py"))]
+    ups = [(s.executable, s.namespace, [s.parameters], s.remappings)
+           for s in specs_for(_build_parser().parse_args(["up", "classroom"]))]
+    assert launched == ups
 
 
 def test_up_adds_the_source_node_first_and_it_waits_for_the_stages():
