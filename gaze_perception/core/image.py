@@ -26,12 +26,9 @@ def check_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def decode_raw(data: bytes, width: int, height: int, step: int, encoding: str,
-               is_bigendian: bool = False) -> np.ndarray:
-    """Turn a raw image buffer (the fields of sensor_msgs/Image) into RGB uint8.
-
-    Supports rgb8, bgr8, rgba8, bgra8, mono8 and mono16 (scaled to 8 bit by its maximum).
-    """
+def check_raw(size: int, width: int, height: int, step: int, encoding: str) -> int:
+    """Validate the fields of a raw image buffer (sensor_msgs/Image) without touching its
+    pixels; returns the bytes per pixel. Raises ImageError naming what is wrong."""
     enc = encoding.lower()
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 1}.get(enc)
     if channels is None:
@@ -44,8 +41,19 @@ def decode_raw(data: bytes, width: int, height: int, step: int, encoding: str,
     bpp = channels * (2 if enc == "mono16" else 1)
     if step < width * bpp:
         raise ImageError(f"step {step} is smaller than width*bytes_per_pixel {width * bpp}")
-    if len(data) != step * height:
-        raise ImageError(f"data length {len(data)} does not match step*height = {step * height}")
+    if size != step * height:
+        raise ImageError(f"data length {size} does not match step*height = {step * height}")
+    return bpp
+
+
+def decode_raw(data, width: int, height: int, step: int, encoding: str,
+               is_bigendian: bool = False) -> np.ndarray:
+    """Turn a raw image buffer (bytes or any buffer, e.g. an Image message's `data`) into RGB
+    uint8. Supports rgb8, bgr8, rgba8, bgra8, mono8 and mono16 (scaled to 8 bit by its maximum).
+    """
+    enc = encoding.lower()
+    bpp = check_raw(len(data), width, height, step, encoding)
+    channels = bpp // (2 if enc == "mono16" else 1)
     buf = np.frombuffer(data, dtype=np.uint8).reshape(height, step)[:, : width * bpp]
     if enc == "mono16":
         px = buf.copy().view(">u2" if is_bigendian else "<u2").reshape(height, width)

@@ -12,7 +12,7 @@ from gaze_msgs.msg import EyeStateArray, FaceArray, GazeTargetArray
 from gaze_msgs.msg import Face as FaceMsg
 from gaze_msgs.msg import GazeTarget as GazeTargetMsg
 
-from ..core.image import decode_raw
+from ..core.image import check_raw, decode_raw
 from ..core.types import CLOSED, OPEN, UNKNOWN, EyeState, Face, GazeTarget
 
 try:  # a real ROS 2 install has cv_bridge; the PyPI wheels do not
@@ -26,13 +26,14 @@ _EYE_NAMES = {v: k for k, v in _EYE_CODES.items()}
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image → RGB uint8; raises core.image.ImageError for unusable input."""
-    # Validate with our own rules first so behaviour does not depend on cv_bridge being present.
-    rgb = decode_raw(bytes(msg.data), msg.width, msg.height, msg.step, msg.encoding,
-                     bool(msg.is_bigendian))
-    if _BRIDGE is not None and msg.encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
-        rgb = np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-    return rgb
+    """sensor_msgs/Image → RGB uint8, converted once: by cv_bridge where a ROS install has it
+    (mono16 keeps our scaling), else by the built-in converter. The same checks apply either
+    way; they raise core.image.ImageError for unusable input."""
+    if _BRIDGE is None or msg.encoding == "mono16":
+        return decode_raw(msg.data, msg.width, msg.height, msg.step, msg.encoding,
+                          bool(msg.is_bigendian))
+    check_raw(len(msg.data), msg.width, msg.height, msg.step, msg.encoding)
+    return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
 
 
 def rgb_to_image(rgb: np.ndarray, header) -> Image:
