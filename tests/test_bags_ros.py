@@ -28,6 +28,10 @@ pytestmark = pytest.mark.ros
 
 TIMING_TOLERANCE_S = 0.010
 RELIABLE = QoSProfile(depth=10)
+#: The probe's subscriptions keep every message a test plays (at most a few hundred): with depth
+#: 10, a probe whose Python callbacks fall behind on a loaded machine would drop the oldest ones
+#: itself (keep-last), and a test of the player would fail on the probe's own speed.
+PROBE_QOS = QoSProfile(depth=1000)
 
 
 class Probe:
@@ -46,7 +50,7 @@ class Probe:
 
     def listen(self, msg_type, topic):
         self.node.create_subscription(msg_type, topic, functools.partial(self._log, topic),
-                                      RELIABLE, raw=True)
+                                      PROBE_QOS, raw=True)
 
     def _log(self, topic, data, info):
         self.received.append((topic, data, info["received_timestamp"] / 1e9))

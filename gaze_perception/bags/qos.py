@@ -12,7 +12,9 @@ from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, Q
 
 #: Messages the recorder may queue per topic while it writes (a burst at camera rate).
 RECORD_DEPTH = 100
-PLAY_DEPTH = 10
+#: Messages the player keeps per topic for a reliable subscriber that has not acknowledged them
+#: yet (a bag replays bursts faster than a slow subscriber takes them).
+PLAY_DEPTH = 100
 
 
 def adapted_qos(offered: Sequence[QoSProfile], depth: int) -> QoSProfile:
