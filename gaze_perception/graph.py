@@ -49,8 +49,10 @@ class NodeSpec:
         return cmd
 
 
-#: face-stage parameters the face node declares itself; the rest go in its `backend_params`
-FACE_NODE_PARAMS = {"weights_dir", "min_face_size", "thresholds", "max_faces"}
+#: Face-stage parameters the face node declares as ROS parameters (it rebuilds its detector
+#: when one changes); with `weights_dir`, the rest of a face stage goes in `backend_params`.
+FACE_DETECTOR_PARAMS = ("min_face_size", "thresholds", "max_faces")
+FACE_NODE_PARAMS = FACE_DETECTOR_PARAMS + ("weights_dir",)
 #: pipeline stage → node executable
 STAGE_NODES = {"faces": "face_detector", "eyes": "eye_state", "gaze": "gaze_target"}
 

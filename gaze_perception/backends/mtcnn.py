@@ -89,8 +89,8 @@ class MTCNNDetector(FaceDetector):
 
     def _detect_batch(self, imgs: Tensor) -> List[List[Face]]:
         """The cascade on (N,3,H,W) float images of one size."""
-        boxes, inds = self._propose(imgs)
-        boxes, inds = self._refine(imgs, boxes, inds)
+        boxes, inds = self.propose(imgs)
+        boxes, inds = self.refine(imgs, boxes, inds)
         boxes, points, inds = self._output(imgs, boxes, inds)
         boxes, points, inds = boxes.cpu(), points.cpu(), inds.cpu()
         out = []
@@ -103,8 +103,9 @@ class MTCNNDetector(FaceDetector):
             out.append(faces[:self.max_faces] if self.max_faces else faces)
         return out
 
-    def _propose(self, imgs: Tensor) -> Tuple[Tensor, Tensor]:
-        """P-Net over the pyramid: squared candidate boxes (K,5: x1,y1,x2,y2,score) + image ids."""
+    def propose(self, imgs: Tensor) -> Tuple[Tensor, Tensor]:
+        """P-Net over the pyramid: squared candidate boxes (K,5: x1,y1,x2,y2,score) + image ids.
+        Public, like `refine`: R-/O-Net training mines its examples with these very stages."""
         h, w = imgs.shape[2:]
         boxes = [torch.zeros(0, 9, device=imgs.device)]
         inds = [torch.zeros(0, dtype=torch.long, device=imgs.device)]
@@ -123,7 +124,7 @@ class MTCNNDetector(FaceDetector):
         boxes = torch.cat([boxes[:, :4] + boxes[:, 5:9] * size, boxes[:, 4:5]], dim=1)
         return _rerec(boxes), inds
 
-    def _refine(self, imgs: Tensor, boxes: Tensor, inds: Tensor) -> Tuple[Tensor, Tensor]:
+    def refine(self, imgs: Tensor, boxes: Tensor, inds: Tensor) -> Tuple[Tensor, Tensor]:
         """R-Net on 24x24 crops: rescored, NMS'd, regressed, squared boxes."""
         crops, valid = _crops(imgs, boxes, inds, 24)
         boxes, inds = boxes[valid], inds[valid]

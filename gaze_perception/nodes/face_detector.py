@@ -12,6 +12,7 @@ from ..core.draw import annotate
 from ..core.head_pose import fill_head_pose
 from ..core.tracking import Tracker, TrackerConfig
 from ..core.types import CameraIntrinsics, FrameResult
+from ..graph import FACE_DETECTOR_PARAMS
 from .common import OUTPUT_QOS, PerceptionNode, mapping_ok, spin
 from .convert import faces_to_msg
 
@@ -44,7 +45,7 @@ class FaceDetectorNode(PerceptionNode):
                                   "box sizes", lambda v: None if v > 0 else "must be > 0"),
     }
     READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "weights_dir", "backend_params")
-    DETECTOR_PARAMS = ("min_face_size", "thresholds", "max_faces")
+    DETECTOR_PARAMS = FACE_DETECTOR_PARAMS
     CASCADE_PARAMS = ("min_face_size", "thresholds")  # only the mtcnn backend has these
 
     def __init__(self, **kwargs):

@@ -201,7 +201,7 @@ def _held_out(n: int, fraction: float, seed: int) -> np.ndarray:
 def _miner(args, device):
     """Candidate boxes of the stages before `args.stage`, as the cascade would pass them on.
 
-    Calls MTCNNDetector's stage methods (`_propose`, `_refine`) rather than a copy of them, so
+    Calls MTCNNDetector's stage methods (`propose`, `refine`) rather than a copy of them, so
     the candidates are exactly what the trained stage will be given at run time.
     """
     import torch
@@ -217,9 +217,9 @@ def _miner(args, device):
     @torch.inference_mode()
     def mine(image: np.ndarray) -> np.ndarray:
         imgs = torch.from_numpy(image[None]).to(detector.device).permute(0, 3, 1, 2).float()
-        boxes, inds = detector._propose(imgs)
+        boxes, inds = detector.propose(imgs)
         if args.stage == "onet":
-            boxes, inds = detector._refine(imgs, boxes, inds)
+            boxes, inds = detector.refine(imgs, boxes, inds)
         boxes = boxes[:, :4].cpu().numpy()
         boxes[:, :2] -= 1  # 1-based inclusive corners -> the pixel span the detector crops
         return boxes
