@@ -142,9 +142,12 @@ class GazeLLEDecoder(nn.Module):
         gradients as running the layers, without a dim-channel 64x64 map per head (a tenth of
         the decoder's time for 30 heads on a CPU)."""
         up, proj = self.heatmap_head[0], self.heatmap_head[1]
-        w = proj.weight[0, :, 0, 0]
-        kernel = torch.einsum("ioyx,o->iyx", up.weight, w).flatten(1)  # (dim, 4): (ky, kx)
-        cells = tokens @ kernel + up.bias @ w  # (P, g*g, 4)
+        # In fp32 even under bf16/fp16 autocast (a tiny product): rounding the heatmap to 8
+        # mantissa bits would tie neighbouring pixels and move the argmax.
+        with torch.autocast(tokens.device.type, enabled=False):
+            w = proj.weight[0, :, 0, 0].float()
+            kernel = torch.einsum("ioyx,o->iyx", up.weight.float(), w).flatten(1)  # (dim, 4)
+            cells = tokens.float() @ kernel + up.bias.float() @ w  # (P, g*g, 4): (ky, kx)
         g = self.grid
         heat = cells.view(-1, g, g, 2, 2).permute(0, 1, 3, 2, 4).reshape(-1, 2 * g, 2 * g)
         return self.heatmap_head[2](heat)
