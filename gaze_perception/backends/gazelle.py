@@ -25,9 +25,10 @@ class GazeLLEBackend(GazeTargetEstimator):
 
     `backbone_weights` / `decoder_weights` are manifest names or file paths (default: the
     official `dinov2_<variant>_pretrain` and `gazelle_dinov2_<variant>_inout`). `precision`
-    fp32 | bf16 | fp16 (fp16 on CUDA only) runs the model under autocast. `heatmaps=True`
-    attaches the 64x64 heatmap to each target; `subpixel=True` refines the argmax with a
-    parabola through its neighbours (off by default: the published metrics use the raw argmax).
+    fp32 | bf16 | fp16 (fp16 on CUDA only) runs the model under autocast, the frozen backbone's
+    weights stored in that precision. `heatmaps=True` attaches the 64x64 heatmap to each
+    target; `subpixel=True` refines the argmax with a parabola through its neighbours (off by
+    default: the published metrics use the raw argmax).
     A target whose in/out probability is below `inout_threshold` keeps its point (for display)
     but gets score 0: the model says the person looks outside the frame.
     """
@@ -55,6 +56,10 @@ class GazeLLEBackend(GazeTargetEstimator):
         decoder = weights.locate(decoder_weights or f"gazelle_dinov2_{variant}_inout",
                                  weights_dir, "Gaze-LLE decoder weights")
         self.model = create_gazelle(variant, backbone, decoder).to(self.device)
+        if precision != "fp32":
+            # The frozen backbone is stored in the low precision: autocast would otherwise cast
+            # its ~86 M (ViT-B) weights again on every frame. The small decoder stays fp32.
+            self.model.backbone.to(PRECISIONS[precision])
 
     def describe(self) -> str:
         return (f"GazeLLEBackend(variant={self.variant}, device={self.device}, "
