@@ -64,6 +64,8 @@ class AttentionNode(PerceptionNode):
 
     def __init__(self, **kwargs):
         super().__init__("attention", **kwargs)
+
+    def configure(self) -> None:
         self.regions = Regions(json.loads(self.param("regions") or "{}"))
         self.acc = AttentionAccumulator(self.param("window"), self.param("max_frame_gap"))
         self.newest_header = None
@@ -73,13 +75,17 @@ class AttentionNode(PerceptionNode):
         if self.param("with_gaze_targets"):
             inputs["gaze_targets"] = GazeTargetArray
         self.join = StampJoin(inputs, self._on_frame, self.param("join_cache_size"))
-        for topic, msg_type in inputs.items():
-            self.create_subscription(msg_type, topic, lambda m, t=topic: self._on_input(t, m),
-                                     OUTPUT_QOS)
-        self.pub = self.create_publisher(AttentionSummary, "attention", OUTPUT_QOS)
-        self.create_timer(1.0 / self.param("rate"), self._publish)
+        self.inputs = inputs
+        self.pub = self.create_output(AttentionSummary, "attention", OUTPUT_QOS)
         self.get_logger().info(f"attention node ready: inputs {sorted(inputs)}, regions "
                                f"{list(self.regions.names)}")
+
+    def open_inputs(self) -> None:
+        """faces (+ eye_states, gaze_targets) joined by stamp, and the summary timer."""
+        for topic, msg_type in self.inputs.items():
+            self.create_input(msg_type, topic, lambda m, t=topic: self._on_input(t, m),
+                              OUTPUT_QOS)
+        self.create_input_timer(1.0 / self.param("rate"), self._publish)
 
     def _on_input(self, topic: str, msg) -> None:
         self.stats["received"] += 1

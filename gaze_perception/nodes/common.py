@@ -1,9 +1,11 @@
-"""What every perception node shares: parameters with descriptors and validation, the newest-frame
-worker, bad-input handling, image/faces pairing by exact stamp, and /diagnostics."""
+"""What every perception node shares: the managed (lifecycle) states, parameters with descriptors
+and validation, the newest-frame worker, bad-input handling, image/faces pairing by exact stamp,
+and /diagnostics."""
 from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -13,14 +15,16 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, Image
 
 from ..core.image import ImageError
 from ..core.types import CameraIntrinsics
 from .convert import image_to_rgb, rgb_to_image
 
+CONFIGURE_FAILED = "configure failed"
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 DEBUG_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # rviz-compatible
 OUTPUT_QOS = 10
@@ -40,8 +44,16 @@ def image_qos(reliability: str) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=RELIABILITY[reliability])
 
 
-class PerceptionNode(Node):
-    """Base node: subclasses declare parameters, build their backend and implement `process`."""
+class PerceptionNode(LifecycleNode):
+    """Base node, managed the ROS 2 way (as yolo_ros does): `configure` loads the model and makes
+    the outputs, `activate` subscribes to the inputs, `deactivate` unsubscribes, `cleanup`
+    frees the model. With `autostart` (the default) a node configures and activates itself at
+    start-up; with autostart:=false it waits for a lifecycle manager.
+
+    Subclasses declare PARAMS and implement `configure` (raise to fail with the reason),
+    `process`, and where they differ from the image node, `open_inputs` / `close_inputs` /
+    `release`. Outputs are made with `create_output` (lifecycle publishers: silent unless
+    active) and inputs with `create_input`, so the base can undo both."""
 
     #: name -> (default, description, validator returning an error string or None)
     PARAMS: Dict[str, tuple] = {}
@@ -56,9 +68,12 @@ class PerceptionNode(Node):
                                 "subscribes)", None),
         "diagnostics_period": (1.0, "seconds between /diagnostics messages",
                                lambda v: None if v > 0 else "must be > 0"),
+        "autostart": (True, "configure and activate at start-up; false: stay unconfigured "
+                      "until a lifecycle manager (or `ros2 lifecycle set`) drives the node",
+                      None),
     }
     #: restart-only parameters: changing them at run time is refused with a reason
-    READ_ONLY = ("device", "image_reliability")
+    READ_ONLY = ("device", "image_reliability", "autostart")
 
     def __init__(self, name: str, **kwargs):
         super().__init__(name, **kwargs)
@@ -74,11 +89,18 @@ class PerceptionNode(Node):
         self._latest: Optional[tuple] = None
         self._last_logged: Dict[str, float] = {}
         self._cv = threading.Condition()
+        self._processing = threading.Lock()  # held while the worker runs `process`
         self._running = True
         self.intrinsics: Optional[CameraIntrinsics] = None
+        self.debug_pub = None
+        self._inputs: list = []   # subscriptions and timers of the active state
+        self._outputs: list = []  # lifecycle publishers of the configured states
+        # diagnostics in every state: a manager sees why a node failed to configure
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.param("diagnostics_period"), self._publish_diagnostics)
-        self.debug_pub = None
+        self._worker = threading.Thread(target=self._work, name=f"{self.get_name()}-worker",
+                                        daemon=True)
+        self._worker.start()
 
     # -- parameters -------------------------------------------------------------------------
     def param(self, name: str):
@@ -92,22 +114,99 @@ class PerceptionNode(Node):
                 return SetParametersResult(successful=False, reason=f"{p.name}: {err}")
         return SetParametersResult(successful=True)
 
-    # -- wiring -----------------------------------------------------------------------------
-    def start(self, debug_topic: Optional[str] = None) -> None:
-        """Subscribe to `image` (+ `camera_info`) and start the worker thread."""
+    # -- lifecycle ----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.configure()
+        except Exception as exc:  # noqa: BLE001 - the reason goes to the log and diagnostics
+            self.release()
+            self.stats["last_error"] = f"{CONFIGURE_FAILED}: {type(exc).__name__}: {exc}"
+            self.get_logger().error(self.stats["last_error"])
+            return TransitionCallbackReturn.FAILURE
+        if self.stats["last_error"].startswith(CONFIGURE_FAILED):
+            self.stats["last_error"] = ""
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.open_inputs()
+        return super().on_activate(state)  # enables the lifecycle publishers
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close_inputs()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close_inputs()
+        self.release()
+        return super().on_shutdown(state)
+
+    def autostart(self) -> bool:
+        """Configure and activate now if `autostart` is set; False if that failed."""
+        if not self.param("autostart"):
+            self.get_logger().info("autostart is off: unconfigured until a lifecycle manager "
+                                   "configures and activates this node")
+            return True
+        return (self.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                and self.trigger_activate() == TransitionCallbackReturn.SUCCESS)
+
+    @property
+    def lifecycle_state(self) -> str:
+        return self._state_machine.current_state[1]
+
+    # -- what subclasses build ---------------------------------------------------------------
+    def configure(self) -> None:
+        """Load the model and make the outputs (`create_output`); raise to fail."""
+
+    def release(self) -> None:
+        """Undo `configure`: the base drops the outputs; subclasses also free their model."""
+        for pub in self._outputs:
+            self.destroy_lifecycle_publisher(pub)
+        self._outputs.clear()
+        self.debug_pub = None
+
+    def open_inputs(self) -> None:
+        """Subscribe to `image` and `camera_info` (subclasses add or replace inputs)."""
         events = SubscriptionEventCallbacks(incompatible_qos=lambda e: self.get_logger().error(
             f"image subscription: incompatible QoS with a publisher (policy {e.last_policy_kind}); "
             "set image_reliability to match the camera", throttle_duration_sec=5.0))
-        self.create_subscription(Image, "image", self._on_image,
-                                 image_qos(self.param("image_reliability")),
-                                 event_callbacks=events)
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, 1)
-        if debug_topic:
-            self.debug_pub = self.create_publisher(Image, debug_topic, DEBUG_QOS)
-        self._worker = threading.Thread(target=self._work, name=f"{self.get_name()}-worker",
-                                        daemon=True)
-        self._worker.start()
+        self.create_input(Image, "image", self._on_image,
+                          image_qos(self.param("image_reliability")), event_callbacks=events)
+        self.create_input(CameraInfo, "camera_info", self._on_camera_info, 1)
 
+    def close_inputs(self) -> None:
+        """Undo `open_inputs`; a frame waiting for the worker is dropped, one in work finished."""
+        for entity in self._inputs:
+            destroy = self.destroy_timer if isinstance(entity, Timer) else self.destroy_subscription
+            destroy(entity)
+        self._inputs.clear()
+        with self._cv:
+            self._latest = None
+        with self._processing:
+            pass
+
+    def create_output(self, msg_type, topic: str, qos):
+        pub = self.create_lifecycle_publisher(msg_type, topic, qos)
+        self._outputs.append(pub)
+        return pub
+
+    def create_debug_output(self, topic: str) -> None:
+        self.debug_pub = self.create_output(Image, topic, DEBUG_QOS)
+
+    def create_input(self, msg_type, topic: str, callback, qos, **kwargs):
+        sub = self.create_subscription(msg_type, topic, callback, qos, **kwargs)
+        self._inputs.append(sub)
+        return sub
+
+    def create_input_timer(self, period: float, callback):
+        timer = self.create_timer(period, callback)
+        self._inputs.append(timer)
+        return timer
+
+    # -- wiring -----------------------------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:
         if msg.k[0] > 0 and msg.k[4] > 0:
             self.intrinsics = CameraIntrinsics.from_k(msg.k)
@@ -132,13 +231,14 @@ class PerceptionNode(Node):
             if item is None:
                 continue
             t0 = time.perf_counter()
-            try:
-                self.process(*item)
-                self.stats["processed"] += 1
-            except ImageError as exc:
-                self.reject(str(exc))
-            except Exception as exc:  # noqa: BLE001 - a node logs, reports and keeps serving
-                self.reject(f"{type(exc).__name__}: {exc}")
+            with self._processing:
+                try:
+                    self.process(*item)
+                    self.stats["processed"] += 1
+                except ImageError as exc:
+                    self.reject(str(exc))
+                except Exception as exc:  # noqa: BLE001 - a node logs, reports, keeps serving
+                    self.reject(f"{type(exc).__name__}: {exc}")
             self.stats["last_ms"] = (time.perf_counter() - t0) * 1000.0
 
     def reject(self, reason: str) -> None:
@@ -175,8 +275,15 @@ class PerceptionNode(Node):
             level, message = DiagnosticStatus.WARN, f"rejected input: {s['last_error']}"
         if s["last_ms"] > 1000.0:
             level, message = DiagnosticStatus.WARN, f"slow: {s['last_ms']:.0f} ms per frame"
+        state = self.lifecycle_state
+        if state != "active":
+            failed = s["last_error"].startswith(CONFIGURE_FAILED)
+            level = DiagnosticStatus.ERROR if failed else DiagnosticStatus.WARN
+            message = f"{state}: " + (s["last_error"] if failed else "not processing")
         values = {k: str(v) for k, v in s.items()}
-        values.update(self.diagnostic_values())
+        values["lifecycle_state"] = state
+        if state in ("inactive", "active"):
+            values.update(self.diagnostic_values())
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status.append(DiagnosticStatus(
@@ -186,6 +293,8 @@ class PerceptionNode(Node):
         self.diag_pub.publish(arr)
 
     def destroy_node(self):
+        if self.lifecycle_state == "active":
+            self.close_inputs()
         self._running = False
         with self._cv:
             self._cv.notify_all()
@@ -226,14 +335,20 @@ class StampPairer:
 
 
 def spin(node_cls, args=None) -> None:
-    """Standard main(): init, spin until Ctrl-C / shutdown, clean up."""
+    """Standard main(): init, autostart, spin until Ctrl-C / shutdown, clean up. A node that
+    fails to autostart exits with status 1 (its reason is in the log)."""
     rclpy.init(args=args)
     node = node_cls()
+    started = False
     try:
-        rclpy.spin(node)
+        started = node.autostart()
+        if started:
+            rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
+        started = True
     finally:
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+    if not started:
+        sys.exit(1)

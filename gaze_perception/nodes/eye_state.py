@@ -16,8 +16,11 @@ class EyeStateNode(PairedNode):
 
     def __init__(self, **kwargs):
         super().__init__("eye_state", **kwargs)
-        self.pub = self.create_publisher(EyeStateArray, "eye_states", OUTPUT_QOS)
-        self.start(debug_topic="eye_states/debug_image")
+
+    def configure(self) -> None:
+        super().configure()
+        self.pub = self.create_output(EyeStateArray, "eye_states", OUTPUT_QOS)
+        self.create_debug_output("eye_states/debug_image")
         self.get_logger().info(f"eye-state node ready: backend={self.param('backend')}")
 
     def process_pair(self, rgb, faces, image_msg) -> None:

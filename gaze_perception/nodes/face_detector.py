@@ -50,13 +50,20 @@ class FaceDetectorNode(PerceptionNode):
 
     def __init__(self, **kwargs):
         super().__init__("face_detector", **kwargs)
+        self.detector = self.tracker = None
+        self.add_post_set_parameters_callback(self._on_params_set)
+
+    def configure(self) -> None:
         self.detector = self._build_detector()
         self.tracker = self._build_tracker()
-        self.add_post_set_parameters_callback(self._on_params_set)
-        self.pub = self.create_publisher(FaceArray, "faces", OUTPUT_QOS)
-        self.start(debug_topic="faces/debug_image")
+        self.pub = self.create_output(FaceArray, "faces", OUTPUT_QOS)
+        self.create_debug_output("faces/debug_image")
         self.get_logger().info(f"face detector ready: backend={self.param('backend')}, "
                                f"device={self.detector.device}")
+
+    def release(self) -> None:
+        self.detector = self.tracker = None
+        super().release()
 
     def _build_detector(self):
         kw = {"max_faces": self.param("max_faces"),
@@ -74,6 +81,8 @@ class FaceDetectorNode(PerceptionNode):
                                         for k in TrackerConfig().as_dict()}))
 
     def _on_params_set(self, params) -> None:
+        if self.detector is None:  # unconfigured: `configure` reads the new values
+            return
         if any(p.name in self.DETECTOR_PARAMS for p in params):
             self.detector = self._build_detector()
         if any(p.name.startswith("tracking") for p in params):

@@ -42,12 +42,14 @@ class GazeCodingNode(PairedNode):
 
     def __init__(self, **kwargs):
         super().__init__("gaze_coding", **kwargs)
+
+    def configure(self) -> None:
+        super().configure()
         rules_file = self.param("illegal_transitions")
         self.smoother = Smoother(self.param("smoothing"), self.param("window"),
                                  self.param("centered"),
                                  read_illegal_transitions(rules_file) if rules_file else ())
-        self.pub = self.create_publisher(GazeCoding, "gaze_coding", OUTPUT_QOS)
-        self.start()
+        self.pub = self.create_output(GazeCoding, "gaze_coding", OUTPUT_QOS)
         self.get_logger().info(f"gaze-coding node ready: {self.backend.describe()}, "
                                f"smoothing={self.param('smoothing')}/{self.param('window')}")
 

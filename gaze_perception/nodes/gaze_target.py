@@ -21,8 +21,11 @@ class GazeTargetNode(PairedNode):
 
     def __init__(self, **kwargs):
         super().__init__("gaze_target", **kwargs)
-        self.pub = self.create_publisher(GazeTargetArray, "gaze_targets", OUTPUT_QOS)
-        self.start(debug_topic="gaze_targets/debug_image")
+
+    def configure(self) -> None:
+        super().configure()
+        self.pub = self.create_output(GazeTargetArray, "gaze_targets", OUTPUT_QOS)
+        self.create_debug_output("gaze_targets/debug_image")
         self.get_logger().info(f"gaze-target node ready: backend={self.param('backend')}")
 
     def implied_params(self) -> dict:

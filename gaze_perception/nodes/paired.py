@@ -30,15 +30,22 @@ class PairedNode(PerceptionNode):
     def __init__(self, name: str, **kwargs):
         self.PARAMS = {**self.PAIR_PARAMS, **self.PARAMS}
         super().__init__(name, **kwargs)
-        params = {**json.loads(self.param("backend_params") or "{}"), **self.implied_params()}
-        self.backend = registry.create(self.KIND, self.param("backend"),
-                                       device=self.param("device"), **params)
+        self.backend = None
         self.pairer = StampPairer(lambda img, faces: self.submit(img, faces),
                                   self.param("pair_cache_size"))
 
-    def start(self, debug_topic=None) -> None:
-        super().start(debug_topic)
-        self.create_subscription(FaceArray, "faces", self.pairer.add_faces, OUTPUT_QOS)
+    def configure(self) -> None:
+        params = {**json.loads(self.param("backend_params") or "{}"), **self.implied_params()}
+        self.backend = registry.create(self.KIND, self.param("backend"),
+                                       device=self.param("device"), **params)
+
+    def release(self) -> None:
+        self.backend = None
+        super().release()
+
+    def open_inputs(self) -> None:
+        super().open_inputs()
+        self.create_input(FaceArray, "faces", self.pairer.add_faces, OUTPUT_QOS)
 
     def _on_image(self, msg: Image) -> None:
         self.pairer.add_image(msg)

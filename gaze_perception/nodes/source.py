@@ -36,15 +36,12 @@ def open_capture(source: str) -> cv2.VideoCapture:
 
 
 def _captured(cap: cv2.VideoCapture) -> Iterator:
-    """Frames (RGB) of an open capture, as long as they come."""
-    try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                return
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
+    """Frames (RGB) of an open capture, as long as they come (it stays open: `release`)."""
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            return
+        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 class SourceNode(PerceptionNode):
@@ -66,9 +63,14 @@ class SourceNode(PerceptionNode):
 
     def __init__(self, **kwargs):
         super().__init__("source", **kwargs)
+        self.frames = None
+        self._stop = threading.Event()
+        self._thread = None
+
+    def configure(self) -> None:
         source = self.param("source")
         self.is_file = not source.isdigit() and "://" not in source
-        # opened now, so that a bad path or camera ends the node at start-up with the reason
+        # opened now, so that a bad path or camera fails `configure` with the reason
         self.frames = FrameSource(source) if self.is_file else open_capture(source)
         rate = self.param("rate") or (self._native_rate(source) if self.is_file else 0.0)
         self.period = 1.0 / rate if rate > 0 else 0.0
@@ -77,13 +79,28 @@ class SourceNode(PerceptionNode):
             cal = load_calibration(self.param("camera_info"))
             self.info = CameraInfo(width=cal.width, height=cal.height, k=cal.k, d=cal.d, r=cal.r,
                                    p=cal.p, distortion_model=cal.distortion_model)
-        self.image_pub = self.create_publisher(Image, "image", PUBLISH_QOS)
-        self.info_pub = self.create_publisher(CameraInfo, "camera_info", PUBLISH_QOS)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="source", daemon=True)
-        self._thread.start()
+        self.image_pub = self.create_output(Image, "image", PUBLISH_QOS)
+        self.info_pub = self.create_output(CameraInfo, "camera_info", PUBLISH_QOS)
         self.get_logger().info(f"source ready: {source} at "
                                f"{f'{1 / self.period:g} Hz' if self.period else 'its own rate'}")
+
+    def open_inputs(self) -> None:
+        """The frames are this node's input: a thread publishes them while active."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="source", daemon=True)
+        self._thread.start()
+
+    def close_inputs(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        super().close_inputs()
+
+    def release(self) -> None:
+        if self.frames is not None and not self.is_file:
+            self.frames.release()
+        self.frames = None
+        super().release()
 
     def _native_rate(self, source: str) -> float:
         if Path(source).suffix.lower() not in VIDEO_EXTS:
@@ -132,11 +149,6 @@ class SourceNode(PerceptionNode):
             self.info.header = msg.header
             self.info_pub.publish(self.info)
         self.stats["processed"] += 1
-
-    def destroy_node(self):
-        self._stop.set()
-        self._thread.join(2.0)
-        return super().destroy_node()
 
     def diagnostic_values(self):
         return {"source": self.param("source"),
