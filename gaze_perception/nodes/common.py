@@ -167,6 +167,9 @@ class PerceptionNode(LifecycleNode):
             self.destroy_lifecycle_publisher(pub)
         self._outputs.clear()
         self.debug_pub = None
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the freed model's GPU memory goes back, as yolo_ros does
 
     def open_inputs(self) -> None:
         """Subscribe to `image` and `camera_info` (subclasses add or replace inputs)."""
