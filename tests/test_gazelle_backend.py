@@ -121,6 +121,26 @@ def test_bf16_heatmaps_keep_fp32_resolution():
     assert min(levels) > 1000, levels
 
 
+@pytest.mark.parametrize("inout", [False, True])
+def test_shared_first_block_equals_running_it_per_head(inout):
+    """Inference shares the first block's prompt-free work among a frame's heads; the result is
+    the per-head computation's: two frames, small, overlapping, whole-frame and missing boxes."""
+    torch.manual_seed(0)
+    decoder = GazeLLEDecoder(64, inout=inout, dim=32).eval()
+    boxes = [(0.1, 0.1, 0.3, 0.3), (0.5, 0.2, 0.7, 0.4), None, (0.0, 0.0, 1.0, 1.0),
+             (0.9, 0.9, 0.95, 0.97), (0.25, 0.25, 0.45, 0.45)]
+    maps = head_maps(boxes, decoder.grid)
+    features = 3 * torch.randn(2, 64, decoder.grid, decoder.grid)
+    with torch.inference_mode():
+        shared = decoder(features, maps, [2, 4])
+        decoder.share_first_block = False
+        per_head = decoder(features, maps, [2, 4])
+    torch.testing.assert_close(shared[0], per_head[0], atol=1e-5, rtol=0)
+    if inout:
+        torch.testing.assert_close(shared[1], per_head[1], atol=1e-5, rtol=0)
+    assert (shared[0] - per_head[0]).abs().max() < 1e-5 < (shared[0][0] - shared[0][1]).abs().max()
+
+
 def test_manifest_names_are_sha256_checked(fx, tmp_path):
     from gaze_perception.core.weights import sha256_of
 

@@ -93,6 +93,8 @@ class GazeLLEDecoder(nn.Module):
                  grid: int = IN_SIZE // PATCH, out_size: int = OUT_SIZE):
         super().__init__()
         self.grid, self.out_size, self.inout = grid, out_size, inout
+        #: inference shares the first block's prompt-free work among a frame's heads
+        self.share_first_block = True
         self.linear = nn.Conv2d(in_dim, dim, 1)
         self.register_buffer("pos_embed", positional_encoding_2d(dim, grid, grid))
         # The official blocks: torch's LayerNorm (eps 1e-5, not timm's 1e-6), no qkv bias.
@@ -120,11 +122,19 @@ class GazeLLEDecoder(nn.Module):
         work per head is kept in token layout (no per-head transposes)."""
         x = self.linear(features) + self.pos_embed
         counts = torch.as_tensor(list(people_per_image), device=x.device)
-        tokens = x.flatten(2).transpose(1, 2).repeat_interleave(counts, dim=0)  # (P, g*g, dim)
-        tokens = tokens.addcmul(maps.to(tokens).flatten(1)[:, :, None], self.head_token.weight[0])
+        base = x.flatten(2).transpose(1, 2)  # (B, g*g, dim): the image's tokens, no prompt yet
         if self.inout:
-            tokens = torch.cat([self.inout_token.weight.expand(len(tokens), 1, -1), tokens], dim=1)
-        tokens = self.transformer(tokens)
+            base = torch.cat([self.inout_token.weight.expand(len(base), 1, -1), base], dim=1)
+        prompt = maps.to(base).flatten(1)
+        if self.inout:
+            prompt = F.pad(prompt, (1, 0))
+        tokens = base.repeat_interleave(counts, dim=0).addcmul(  # (P, tokens, dim)
+            prompt[:, :, None], self.head_token.weight[0])
+        blocks = list(self.transformer)
+        if self.share_first_block and not self.training and len(tokens):
+            tokens = self._first_block_shared(blocks.pop(0), base, tokens, prompt, counts)
+        for block in blocks:
+            tokens = block(tokens)
         inout = None
         if self.inout:
             inout = self.inout_head(tokens[:, 0]).squeeze(-1)
@@ -134,6 +144,70 @@ class GazeLLEDecoder(nn.Module):
             heat = F.interpolate(heat[:, None], size=(self.out_size, self.out_size),
                                  mode="bilinear", align_corners=False, antialias=True)[:, 0]
         return heat, inout
+
+    def _first_block_shared(self, block: Block, base: torch.Tensor, tokens: torch.Tensor,
+                            prompt: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """The first block for every head, sharing what its heads have in common (inference).
+
+        A head's prompt changes only the tokens under its head box, so before the first
+        attention all other tokens (and their queries, keys and values) are the image's, for
+        every head. The image's own attention is computed once (softmax numerator and
+        denominator, flash-attention style); each head then swaps in its few prompted key
+        columns (subtract the image's, add its own) and attends fully only from its prompted
+        rows. Same function as running the block per head (merged in fp32, ~1e-7): the first
+        attention of a frame costs one head's plus a little per head, instead of one per head
+        (a fifth of a head's decoder work; the MLPs stay per head)."""
+        attn = block.attn
+        nh, hd = attn.num_heads, attn.head_dim
+        img = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+        n_tok, dim = base.shape[1:]
+
+        def qkv(x):  # (..., n, dim) -> three (..., nh, n, hd) in fp32
+            q, k, v = attn.qkv(block.norm1(x.float())).float().unflatten(-1, (3, nh, hd)).unbind(-3)
+            return attn.q_norm(q.transpose(-3, -2)), attn.k_norm(k.transpose(-3, -2)), \
+                v.transpose(-3, -2)
+
+        # prompted rows per head, padded by repeating the first (duplicates are masked below)
+        marked = prompt > 0
+        r = max(int(marked.sum(1).max()), 1)
+        order = torch.argsort(marked.to(torch.uint8), dim=1, descending=True, stable=True)
+        idx = order[:, :r]
+        valid = torch.gather(marked, 1, idx)
+        idx = torch.where(valid, idx, idx[:, :1])
+        with torch.autocast(base.device.type, enabled=False):
+            q0, k0, v0 = qkv(base)  # (B, nh, n, hd)
+            a0 = (q0 * attn.scale) @ k0.transpose(-1, -2)
+            m0 = a0.amax(-1, keepdim=True)
+            e0 = torch.exp(a0 - m0)
+            num0, den0 = e0 @ v0, e0.sum(-1, keepdim=True)
+            del a0, e0
+            rows = torch.gather(tokens, 1, idx[:, :, None].expand(-1, -1, dim))  # (P, r, dim)
+            qr, kr, vr = qkv(rows)  # (P, nh, r, hd)
+            gather_rows = lambda t: torch.gather(  # noqa: E731 - (B,nh,n,hd) -> (P,nh,r,hd)
+                t[img], 2, idx[:, None, :, None].expand(-1, nh, -1, hd))
+            k0r, v0r = gather_rows(k0), gather_rows(v0)
+            keep = valid[:, None, None, :]  # (P, 1, 1, r)
+            # rows the prompt leaves alone: the image's softmax, prompted key columns swapped
+            qs = q0[img] * attn.scale
+            old = qs @ k0r.transpose(-1, -2)  # (P, nh, n, r)
+            new = (qs @ kr.transpose(-1, -2)).masked_fill(~keep, float("-inf"))
+            m = torch.maximum(m0[img], new.amax(-1, keepdim=True))
+            alpha = torch.exp(m0[img] - m)
+            e_old = torch.exp(old - m0[img]) * keep
+            e_new = torch.exp(new - m)
+            num = alpha * (num0[img] - e_old @ v0r) + e_new @ vr
+            den = alpha * (den0[img] - e_old.sum(-1, keepdim=True)) + e_new.sum(-1, keepdim=True)
+            out = num / den  # (P, nh, n, hd)
+            # prompted rows: full attention over the head's own keys and values
+            cols = idx[:, None, None, :].expand(-1, nh, r, -1)
+            scores = (qr * attn.scale) @ k0[img].transpose(-1, -2)  # (P, nh, r, n)
+            scores = scores.scatter(-1, cols, (qr * attn.scale) @ kr.transpose(-1, -2))
+            w = scores.softmax(-1)
+            out_r = w @ v0[img] + (torch.gather(w, -1, cols) * keep) @ (vr - v0r)
+            out = out.scatter(2, idx[:, None, :, None].expand(-1, nh, -1, hd), out_r)
+        out = attn.norm(out.transpose(1, 2).reshape(len(tokens), n_tok, nh * hd))
+        x = tokens + block.drop_path1(block.ls1(attn.proj_drop(attn.proj(out.to(tokens)))))
+        return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
 
     def _heatmaps(self, tokens: torch.Tensor) -> torch.Tensor:
         """`heatmap_head` (2x2 stride-2 transposed conv, 1x1 conv, sigmoid) applied as the one
