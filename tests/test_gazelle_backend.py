@@ -104,6 +104,11 @@ def test_bf16_runs_on_cpu_and_stays_close(fx, both_frames):
     assert np.abs(target.heatmap - fp32.heatmap).max() < 0.05
     # the heatmap's last linear map stays fp32, so bf16 rounding does not tie pixels at the peak
     assert target.point == fp32.point
+    # matmul weights stored bf16; norms and the position embedding (the residual stream) fp32
+    backbone = backend.model.backbone
+    dtypes = {name: p.dtype for name, p in backbone.named_parameters()}
+    assert {d for n, d in dtypes.items() if ".qkv." in n or ".fc1." in n} == {torch.bfloat16}
+    assert {d for n, d in dtypes.items() if "norm" in n or "pos_embed" in n} == {torch.float32}
 
 
 def test_bf16_heatmaps_keep_fp32_resolution():
