@@ -185,6 +185,16 @@ def test_classroom_launch_file_is_the_classroom_graph(kind, monkeypatch):
     assert launched == ups
 
 
+@pytest.mark.parametrize("kind", ["stand-in", "launch_ros"])
+def test_launch_autostart_false_leaves_every_node_to_a_lifecycle_manager(kind, monkeypatch):
+    context = _stub_launch(monkeypatch) if kind == "stand-in" else _real_launch()
+    launched = _launch_nodes(context, {"config": "classroom", "autostart": "false"})
+    assert len(launched) == 4
+    assert all(n.kwargs["parameters"][0]["autostart"] is False for n in launched)
+    default = _launch_nodes(context, {"autostart": "true"})
+    assert not any("autostart" in n.kwargs["parameters"][0] for n in default)
+
+
 def test_up_adds_the_source_node_first_and_it_waits_for_the_stages():
     args = _build_parser().parse_args(["up", "classroom", "--source", "clip.mp4", "--rate", "15",
                                        "--loop"])
