@@ -129,10 +129,10 @@ def test_bf16_heatmaps_keep_fp32_resolution():
 @pytest.mark.parametrize("inout", [False, True])
 def test_shared_first_block_equals_running_it_per_head(inout):
     """Inference shares the first block's prompt-free work among a frame's heads; the result is
-    the per-head computation's: two frames, small, overlapping, whole-frame and missing boxes."""
+    the per-head computation's: two frames, small, overlapping, large and missing boxes."""
     torch.manual_seed(0)
     decoder = GazeLLEDecoder(64, inout=inout, dim=32).eval()
-    boxes = [(0.1, 0.1, 0.3, 0.3), (0.5, 0.2, 0.7, 0.4), None, (0.0, 0.0, 1.0, 1.0),
+    boxes = [(0.1, 0.1, 0.3, 0.3), (0.5, 0.2, 0.7, 0.4), None, (0.0, 0.0, 0.7, 0.7),
              (0.9, 0.9, 0.95, 0.97), (0.25, 0.25, 0.45, 0.45)]
     maps = head_maps(boxes, decoder.grid)
     features = 3 * torch.randn(2, 64, decoder.grid, decoder.grid)

@@ -170,6 +170,8 @@ class GazeLLEDecoder(nn.Module):
         # prompted rows per head, padded by repeating the first (duplicates are masked below)
         marked = prompt > 0
         r = max(int(marked.sum(1).max()), 1)
+        if r > n_tok // 2:  # head boxes over half the frame: little to share, and the swap
+            return block(tokens)  # would subtract most of a softmax from itself
         order = torch.argsort(marked.to(torch.uint8), dim=1, descending=True, stable=True)
         idx = order[:, :r]
         valid = torch.gather(marked, 1, idx)
