@@ -196,7 +196,7 @@ def test_attention_node_publishes_summaries():
             ga = gaze_to_msg([GazeTarget(0, POINTS["board"], 0.9, 0.8)], faces, fa.header)
             for key in (("gaze", "faces") if i % 2 else ("faces", "gaze")):
                 pubs[key].publish(ga if key == "gaze" else fa)
-            time.sleep(0.02)  # within the subscriptions' depth of 10
+            time.sleep(0.05)  # inputs keep 10: the node may stall 0.5 s and lose none
         while time.monotonic() < deadline and not (
                 got and got[-1].tracks and got[-1].tracks[0].session_observed > 0.95):
             executor.spin_once(timeout_sec=0.05)
