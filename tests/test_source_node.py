@@ -104,7 +104,8 @@ def test_end_of_a_folder_without_loop_leaves_the_node_idle(frames_dir):
 def test_a_missing_source_fails_with_its_name(tmp_path):
     proc = NodeProcess(NodeSpec("source", parameters={"source": str(tmp_path / "nope.mp4")}),
                        isolated_ros_env(), echo=False)
-    assert proc.proc.wait(30) != 0
+    proc.proc.wait(30)
+    assert proc.stop() != 0  # stop() also waits for the output reader to take the last lines
     assert "nope.mp4' does not exist" in proc.output
 
 
