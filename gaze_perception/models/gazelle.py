@@ -159,7 +159,6 @@ class GazeLLEDecoder(nn.Module):
         (a fifth of a head's decoder work; the MLPs stay per head)."""
         attn = block.attn
         nh, hd = attn.num_heads, attn.head_dim
-        img = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
         n_tok, dim = base.shape[1:]
 
         def qkv(x):  # (..., n, dim) -> three (..., nh, n, hd) in fp32
@@ -178,35 +177,17 @@ class GazeLLEDecoder(nn.Module):
         idx = torch.where(valid, idx, idx[:, :1])
         with torch.autocast(base.device.type, enabled=False):
             q0, k0, v0 = qkv(base)  # (B, nh, n, hd)
-            a0 = (q0 * attn.scale) @ k0.transpose(-1, -2)
-            m0 = a0.amax(-1, keepdim=True)
-            e0 = torch.exp(a0 - m0)
-            num0, den0 = e0 @ v0, e0.sum(-1, keepdim=True)
-            del a0, e0
             rows = torch.gather(tokens, 1, idx[:, :, None].expand(-1, -1, dim))  # (P, r, dim)
             qr, kr, vr = qkv(rows)  # (P, nh, r, hd)
-            gather_rows = lambda t: torch.gather(  # noqa: E731 - (B,nh,n,hd) -> (P,nh,r,hd)
-                t[img], 2, idx[:, None, :, None].expand(-1, nh, -1, hd))
-            k0r, v0r = gather_rows(k0), gather_rows(v0)
-            keep = valid[:, None, None, :]  # (P, 1, 1, r)
-            # rows the prompt leaves alone: the image's softmax, prompted key columns swapped
-            qs = q0[img] * attn.scale
-            old = qs @ k0r.transpose(-1, -2)  # (P, nh, n, r)
-            new = (qs @ kr.transpose(-1, -2)).masked_fill(~keep, float("-inf"))
-            m = torch.maximum(m0[img], new.amax(-1, keepdim=True))
-            alpha = torch.exp(m0[img] - m)
-            e_old = torch.exp(old - m0[img]) * keep
-            e_new = torch.exp(new - m)
-            num = alpha * (num0[img] - e_old @ v0r) + e_new @ vr
-            den = alpha * (den0[img] - e_old.sum(-1, keepdim=True)) + e_new.sum(-1, keepdim=True)
-            out = num / den  # (P, nh, n, hd)
-            # prompted rows: full attention over the head's own keys and values
-            cols = idx[:, None, None, :].expand(-1, nh, r, -1)
-            scores = (qr * attn.scale) @ k0[img].transpose(-1, -2)  # (P, nh, r, n)
-            scores = scores.scatter(-1, cols, (qr * attn.scale) @ kr.transpose(-1, -2))
-            w = scores.softmax(-1)
-            out_r = w @ v0[img] + (torch.gather(w, -1, cols) * keep) @ (vr - v0r)
-            out = out.scatter(2, idx[:, None, :, None].expand(-1, nh, -1, hd), out_r)
+            outs, first = [], 0
+            for b, count in enumerate(counts.tolist()):  # heads are grouped by image
+                heads = slice(first, first + count)
+                first += count
+                if count:
+                    outs.append(_swapped_attention(q0[b], k0[b], v0[b], qr[heads], kr[heads],
+                                                   vr[heads], idx[heads], valid[heads],
+                                                   attn.scale))
+            out = torch.cat(outs)  # (P, nh, n, hd)
         out = attn.norm(out.transpose(1, 2).reshape(len(tokens), n_tok, nh * hd))
         x = tokens + block.drop_path1(block.ls1(attn.proj_drop(attn.proj(out.to(tokens)))))
         return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
@@ -227,6 +208,49 @@ class GazeLLEDecoder(nn.Module):
         g = self.grid
         heat = cells.view(-1, g, g, 2, 2).permute(0, 1, 3, 2, 4).reshape(-1, 2 * g, 2 * g)
         return self.heatmap_head[2](heat)
+
+
+def _swapped_attention(q0, k0, v0, qr, kr, vr, idx, valid, scale: float) -> torch.Tensor:
+    """Attention of P prompted copies of one image's tokens, from the image's own attention.
+
+    q0, k0, v0 (nh, n, hd): the image's queries, keys, values; qr, kr, vr (P, nh, r, hd): each
+    copy's prompted rows `idx` (P, r), padding marked by `valid` False. Returns (P, nh, n, hd).
+    Unprompted rows keep the image's softmax numerator and denominator with the prompted key
+    columns swapped (image's out, copy's in, rescaled to a common maximum); prompted rows attend
+    in full. The copies' batch is folded into the matmuls' rows, so nothing n x n is copied."""
+    p, nh, r, hd = qr.shape
+    n = q0.shape[1]
+
+    def fold(t):  # (P, nh, r, x) -> (nh, P*r, x)
+        return t.transpose(0, 1).reshape(nh, p * r, t.shape[-1])
+
+    def unfold(t):  # (nh, n, P*r) -> (P, nh, n, r)
+        return t.view(nh, n, p, r).permute(2, 0, 1, 3)
+
+    q0s, qrs = q0 * scale, qr * scale
+    a0 = q0s @ k0.transpose(-1, -2)  # (nh, n, n), once per image
+    m0 = a0.amax(-1, keepdim=True)
+    e0 = torch.exp(a0 - m0)
+    num0, den0 = e0 @ v0, e0.sum(-1, keepdim=True)
+    del a0, e0
+    k0r, v0r = k0[:, idx].transpose(0, 1), v0[:, idx].transpose(0, 1)  # (P, nh, r, hd)
+    keep = valid[:, None, None, :]  # (P, 1, 1, r)
+    old = unfold(q0s @ fold(k0r).transpose(-1, -2))  # (P, nh, n, r)
+    new = unfold(q0s @ fold(kr).transpose(-1, -2)).masked_fill(~keep, float("-inf"))
+    m = torch.maximum(m0, new.amax(-1, keepdim=True))
+    alpha = torch.exp(m0 - m)
+    e_old = torch.exp(old - m0) * keep
+    e_new = torch.exp(new - m)
+    out = alpha * (num0 - e_old @ v0r) + e_new @ vr
+    out /= alpha * (den0 - e_old.sum(-1, keepdim=True)) + e_new.sum(-1, keepdim=True)
+    # prompted rows: full attention over the copy's own keys and values
+    cols = idx[:, None, None, :].expand(-1, nh, r, -1)
+    scores = (fold(qrs) @ k0.transpose(-1, -2)).view(nh, p, r, n).transpose(0, 1)
+    scores = scores.scatter(-1, cols, qrs @ kr.transpose(-1, -2))  # (P, nh, r, n)
+    w = scores.softmax(-1)
+    out_r = (fold(w) @ v0).view(nh, p, r, hd).transpose(0, 1)
+    out_r = out_r + (torch.gather(w, -1, cols) * keep) @ (vr - v0r)
+    return out.scatter_(2, idx[:, None, :, None].expand(-1, nh, -1, hd), out_r)
 
 
 class GazeLLEOutput(NamedTuple):
