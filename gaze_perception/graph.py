@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -182,6 +183,14 @@ class NodeProcess:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def wait_for_output(self, *texts: str, timeout: float = 10.0) -> bool:
+        """Whether the output shows all `texts` within `timeout` (a thread reads it, so a line
+        the node has written may not be here yet)."""
+        end = time.monotonic() + timeout
+        while not all(t in self.output for t in texts) and time.monotonic() < end:
+            time.sleep(0.05)
+        return all(t in self.output for t in texts)
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGINT, then SIGKILL after `timeout`; returns the exit code."""

@@ -75,14 +75,6 @@ def _faces_for(node, astronaut, stamp_ns, timeout):
     return node.client.wait("faces", key, timeout)
 
 
-def _logged(node, *texts, timeout=10.0) -> bool:
-    """Whether the node's output shows all `texts` within `timeout` (it is read by a thread)."""
-    end = time.monotonic() + timeout
-    while not all(t in node.proc.output for t in texts) and time.monotonic() < end:
-        time.sleep(0.05)
-    return all(t in node.proc.output for t in texts)
-
-
 def _wait_subscribers(node, count):
     end = time.monotonic() + 10
     while node.image_subscribers() != count and time.monotonic() < end:
@@ -95,7 +87,7 @@ def test_transitions_load_subscribe_unsubscribe_and_free(managed, astronaut):
     assert node.state() == "unconfigured"
     assert node.image_subscribers() == 0  # nothing subscribed, no model loaded
     assert node.change(Transition.TRANSITION_CONFIGURE) and node.state() == "inactive"
-    assert _logged(node, "face detector ready"), node.proc.output
+    assert node.proc.wait_for_output("face detector ready"), node.proc.output
     assert _wait_subscribers(node, 0) == 0  # configured, not yet listening
 
     assert node.change(Transition.TRANSITION_ACTIVATE) and node.state() == "active"
@@ -123,7 +115,7 @@ def test_failed_configure_names_the_reason_and_the_node_stays(managed):
     node = managed({"backend": "no_such_detector"}, outputs=("/diagnostics",))
     assert not node.change(Transition.TRANSITION_CONFIGURE)
     assert node.state() == "unconfigured" and node.proc.alive()
-    assert _logged(node, "configure failed", "installed: "), node.proc.output
+    assert node.proc.wait_for_output("configure failed", "installed: "), node.proc.output
     end = time.monotonic() + 10
     status = None
     while time.monotonic() < end:

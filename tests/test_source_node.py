@@ -91,9 +91,7 @@ def test_end_of_a_folder_without_loop_leaves_the_node_idle(frames_dir):
                                 "wait_for_subscribers": 1}, count=3)
     try:
         assert len(images) == 3  # none lost: the node waited for this subscriber
-        end = time.monotonic() + 10
-        while "source ended" not in proc.output and time.monotonic() < end:
-            time.sleep(0.05)
+        proc.wait_for_output("source ended", timeout=10)
         assert "source ended after 3 frames" in proc.output
         time.sleep(0.3)
         assert proc.alive()
