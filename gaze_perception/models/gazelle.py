@@ -123,10 +123,9 @@ class GazeLLEDecoder(nn.Module):
         x = self.linear(features) + self.pos_embed
         counts = torch.as_tensor(list(people_per_image), device=x.device)
         base = x.flatten(2).transpose(1, 2)  # (B, g*g, dim): the image's tokens, no prompt yet
-        if self.inout:
+        prompt = maps.to(base).flatten(1)  # (P, g*g): 1 under the head box
+        if self.inout:  # a leading in/out token, never prompted
             base = torch.cat([self.inout_token.weight.expand(len(base), 1, -1), base], dim=1)
-        prompt = maps.to(base).flatten(1)
-        if self.inout:
             prompt = F.pad(prompt, (1, 0))
         tokens = base.repeat_interleave(counts, dim=0).addcmul(  # (P, tokens, dim)
             prompt[:, :, None], self.head_token.weight[0])
