@@ -18,8 +18,9 @@ from gaze_perception.training.data import DataError
 from gaze_perception.training.face_data import ImageFaces, merge, read_boxes, read_landmarks
 from gaze_perception.training.face_eval import (Detections, average_precision,
                                                 normalised_point_error)
+from gaze_perception.core.boxes import iou_matrix
 from gaze_perception.training.face_samples import (LANDMARK, NEG, PART, POS, SampleConfig,
-                                                   generate, image_samples, iou)
+                                                   generate, image_samples)
 from gaze_perception.training.face_train import STAGES, LossConfig, evaluate, flip, losses
 
 # facenet-pytorch's MTCNN on the astronaut (as in test_mtcnn.py)
@@ -115,7 +116,7 @@ def test_samples_have_the_iou_classes_they_claim(tmp_path):
     assert counts["negative"] == round(3 * counts["positive"])  # 1:3, background is ample
     for k in range(len(s)):
         faces = dataset[s.source[k]]
-        overlaps = iou(s.crops[k:k + 1], faces.boxes)[0]
+        overlaps = iou_matrix(s.crops[k:k + 1], faces.boxes)[0]
         best = overlaps.argmax()
         assert overlaps.max() == pytest.approx(s.iou[k], abs=1e-5)
         side = s.crops[k, 2:] - s.crops[k, :2]

@@ -215,6 +215,6 @@ def test_backends_refuse_missing_or_foreign_weights(l2cs_run):
     from gaze_perception.core.weights import WeightsError
     with pytest.raises(ValueError, match="needs `weights`"):
         registry.create("gaze_direction", "l2cs", device="cpu")
-    with pytest.raises(WeightsError, match="not a itracker checkpoint"):
+    with pytest.raises(WeightsError, match="not an itracker checkpoint"):
         registry.create("gaze_direction", "itracker", weights=str(l2cs_run / "best.pt"),
                         device="cpu")

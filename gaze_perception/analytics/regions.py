@@ -15,20 +15,26 @@ def person_label(track_id: int) -> str:
     return f"{PERSON_PREFIX}{track_id}"
 
 
+def region_polygon(name, points: Sequence[Sequence[float]]) -> np.ndarray:
+    """A region's polygon as (N, 2) float32 pixels; a reserved name (the labels the analytics
+    hand out themselves) or fewer than 3 finite [x, y] points is refused with a reason."""
+    name = str(name)
+    if name in (OUT_OF_FRAME, ELSEWHERE, UNKNOWN) or name.startswith(PERSON_PREFIX):
+        raise ValueError(f"region name '{name}' is reserved")
+    poly = np.asarray(points, dtype=np.float32)
+    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3 or not np.isfinite(poly).all():
+        raise ValueError(f"region '{name}' must be a polygon of at least 3 [x, y] points, "
+                         f"got {points!r}")
+    return poly
+
+
 class Regions:
     """`locate(point)` names the first region (in config order) that contains the point."""
 
     def __init__(self, polygons: Optional[Mapping[str, Sequence[Sequence[float]]]] = None):
         self.polygons: Dict[str, np.ndarray] = {}
         for name, points in (polygons or {}).items():
-            name = str(name)
-            if name in (OUT_OF_FRAME, ELSEWHERE, UNKNOWN) or name.startswith(PERSON_PREFIX):
-                raise ValueError(f"region name '{name}' is reserved")
-            poly = np.asarray(points, dtype=np.float32)
-            if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3 or not np.isfinite(poly).all():
-                raise ValueError(f"region '{name}' must be a polygon of at least 3 [x, y] "
-                                 f"points, got {points!r}")
-            self.polygons[name] = poly.reshape(-1, 1, 2)
+            self.polygons[str(name)] = region_polygon(name, points).reshape(-1, 1, 2)
 
     @property
     def names(self) -> Tuple[str, ...]:

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from .. import registry
+from ..analytics.regions import region_polygon
 from ..core.gaze_direction import angles_to_vector
 from ..core.types import CameraIntrinsics, Face, GazeTarget
 from .base import GazeTargetEstimator
@@ -59,7 +60,8 @@ class HeadPoseGaze(GazeTargetEstimator):
             raise ValueError(f"cone_deg must lie in (0, 90), got {cone_deg}")
         if max_distance_px is not None and max_distance_px <= 0:
             raise ValueError(f"max_distance_px must be positive, got {max_distance_px}")
-        self.regions = {str(name): _polygon(name, pts) for name, pts in (regions or {}).items()}
+        self.regions = {str(name): region_polygon(name, pts)
+                        for name, pts in (regions or {}).items()}
         self.cone = math.radians(cone_deg)
         self.max_distance = float(max_distance_px) if max_distance_px else math.inf
         # An appearance-based gaze direction (e.g. l2cs) replaces the head pose where it has one.
@@ -212,12 +214,3 @@ def _centroid(poly: np.ndarray) -> Point:
         cx, cy = poly.mean(axis=0)
         return (float(cx), float(cy))
     return (m["m10"] / m["m00"], m["m01"] / m["m00"])
-
-
-def _polygon(name: str, points: Sequence[Sequence[float]]) -> np.ndarray:
-    poly = np.asarray(points, dtype=np.float32)
-    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3 or not np.isfinite(poly).all():
-        raise ValueError(f"region '{name}' must be a polygon of at least 3 [x, y] points, "
-                         f"got {points!r}")
-    return poly
-

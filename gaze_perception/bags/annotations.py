@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from ..core.head_boxes import AnnotationError
+from ..core.head_boxes import AnnotationError, read_vat_rows
 from ..core.types import EYE_STATES
 
 Box = Tuple[float, float, float, float]  # x1, y1, x2, y2
@@ -38,18 +38,10 @@ class EyeLabel:
 def read_heads(paths: Sequence) -> List[HeadAnnotation]:
     rows = []
     for person, path in enumerate(paths):
-        for where, row in _rows(path):
-            try:
-                x1, y1, x2, y2 = (float(v) for v in row[1:5])
-                gaze = tuple(float(v) for v in row[5:7]) if len(row) >= 7 else None
-            except (ValueError, IndexError):
-                raise AnnotationError(f"{where}: expected frame,xmin,ymin,xmax,ymax[,gazex,gazey], "
-                                      f"got {','.join(row)!r}") from None
-            if x2 <= x1 or y2 <= y1:
-                raise AnnotationError(f"{where}: empty box ({x1},{y1},{x2},{y2})")
-            inside = None if gaze is None else gaze[0] >= 0 and gaze[1] >= 0
-            rows.append(HeadAnnotation(row[0].strip(), person, (x1, y1, x2, y2), inside,
-                                       gaze if inside else None))
+        for row in read_vat_rows(path):
+            inside = None if row.gaze is None else row.gaze[0] >= 0 and row.gaze[1] >= 0
+            rows.append(HeadAnnotation(row.frame, person, row.box, inside,
+                                       row.gaze if inside else None))
     return rows
 
 

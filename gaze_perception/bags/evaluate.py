@@ -5,11 +5,16 @@ outputs belong to the frame whose stamp their header carries. Annotations name f
 order (`index`: the n-th distinct VideoAttentionTarget file name, or eye-label frame n) or by
 stamp in seconds (`stamp`).
 
-- Faces: precision / recall of the recorded boxes against the annotated boxes, one-to-one
-  matches of highest IoU first, at IoU >= `iou`.
-- Gaze: each annotated head is paired with the recorded face that overlaps it most (IoU >=
-  `gaze_iou`; head boxes are larger than face boxes, so the detection threshold would drop
-  good pairs). L2 is the distance of the published point to the annotated one in image-size
+- Faces: precision / recall of the recorded face boxes against the annotated boxes, one-to-one
+  matches of highest IoU first. What counts as a match depends on what the annotated boxes are
+  (`boxes`): VideoAttentionTarget gives HEAD boxes, larger than any face box (hair, ears), so a
+  perfect face detector scores IoU well under 0.5 against them. `head` (the default) compares
+  like with like by containment: a face matches a head when at least `min_inside` of the face
+  box lies inside the head box (and it is not a speck: at least MIN_FACE_AREA of the head's
+  area). `face`: the annotations are face boxes, a match needs IoU >= `iou`. The report says
+  which rule it used.
+- Gaze: each annotated head is paired with a recorded face by the same rule (for `face`
+  boxes: the face that overlaps it most, IoU >= `gaze_iou`). L2 is the distance of the published point to the annotated one in image-size
   normalised coordinates (VideoAttentionTarget's L2); AUC needs recorded heatmaps and uses the
   VideoAttentionTarget definition of gaze_perception.metrics; in/out AP needs both in- and
   out-of-frame annotations.
@@ -18,6 +23,7 @@ stamp in seconds (`stamp`).
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -26,6 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from rclpy.serialization import deserialize_message
 
+from ..core.boxes import iou as box_iou
 from ..core.head_boxes import AnnotationError
 from ..core.types import EyeState, Face, GazeTarget
 from ..metrics.gaze_following import inout_ap, vat_auc
@@ -39,6 +46,12 @@ from .typesys import message_class
 FACES, EYES, GAZE = "gaze_msgs/msg/FaceArray", "gaze_msgs/msg/EyeStateArray", \
     "gaze_msgs/msg/GazeTargetArray"
 MATCH_MODES = ("index", "stamp")
+#: What the annotated boxes are: head boxes (VideoAttentionTarget) or face boxes.
+BOX_KINDS = ("head", "face")
+#: Least share of a face box inside a head box for the face to be that head's.
+MIN_INSIDE = 0.75
+#: Least area of a face relative to the head box it lies in (a speck inside a head is no face).
+MIN_FACE_AREA = 0.05
 #: Largest difference between an annotated and a recorded stamp that still matches (seconds).
 STAMP_TOLERANCE = 1e-3
 
@@ -106,7 +119,18 @@ class EvalReport:
     gaze: Optional[GazeScores] = None
     eyes: Optional[EyeScores] = None
     iou: float = 0.5
+    boxes: str = "head"
+    min_inside: float = MIN_INSIDE
     notes: List[str] = field(default_factory=list)  # what could not be scored, and why
+    skipped: List[str] = field(default_factory=list)  # input not read (damage, bad messages)
+
+    @property
+    def rule(self) -> str:
+        """How a recorded face box is matched to an annotated box, in words."""
+        if self.boxes == "head":
+            return (f"annotated boxes are head boxes: a face matches a head holding at least "
+                    f"{self.min_inside:.0%} of the face box")
+        return f"annotated boxes are face boxes: a face matches at IoU >= {self.iou:.2f}"
 
     def summary(self) -> Dict[str, object]:
         """The numbers, JSON-ready (None where a metric is not defined)."""
@@ -114,8 +138,10 @@ class EvalReport:
                                   "unmatched_frames": self.unmatched}
         if self.detection:
             d = self.detection
-            out["faces"] = {**asdict(d), "iou": self.iou, "precision": d.precision,
-                            "recall": d.recall}
+            out["faces"] = {**asdict(d), "boxes": self.boxes, "rule": self.rule,
+                            "iou": self.iou if self.boxes == "face" else None,
+                            "min_inside": self.min_inside if self.boxes == "head" else None,
+                            "precision": d.precision, "recall": d.recall}
         if self.gaze:
             g = self.gaze
             out["gaze"] = {"heads": g.heads, "missing": g.missing, "l2": _mean(g.l2),
@@ -125,6 +151,7 @@ class EvalReport:
             e = self.eyes
             out["eyes"] = {**asdict(e), "accuracy": e.accuracy}
         out["notes"] = list(self.notes)
+        out["skipped"] = list(self.skipped)
         return out
 
     def lines(self) -> List[str]:
@@ -133,7 +160,7 @@ class EvalReport:
                f"({self.unmatched} not in the bag)"]
         if "faces" in s:
             f = s["faces"]
-            out.append(f"faces (IoU >= {self.iou:.2f}): precision {_fmt(f['precision'])}, "
+            out.append(f"faces ({self.rule}): precision {_fmt(f['precision'])}, "
                        f"recall {_fmt(f['recall'])} (tp {f['tp']}, fp {f['fp']}, fn {f['fn']})")
         if "gaze" in s:
             g = s["gaze"]
@@ -147,20 +174,33 @@ class EvalReport:
             e = s["eyes"]
             out.append(f"eyes: accuracy {_fmt(e['accuracy'])} ({e['correct']} of {e['labels']} "
                        f"labels; {e['missing']} without a recorded state)")
-        return out + [f"note: {n}" for n in self.notes]
+        return (out + [f"note: {n}" for n in self.notes]
+                + [f"skipped: {n}" for n in self.skipped])
 
 
 def evaluate_bag(bag, heads: Sequence[HeadAnnotation] = (), eye_labels: Sequence[EyeLabel] = (),
                  match: str = "index", iou: float = 0.5, gaze_iou: float = 0.1,
-                 topics: Optional[Dict[str, str]] = None) -> EvalReport:
+                 topics: Optional[Dict[str, str]] = None, boxes: str = "head",
+                 min_inside: float = MIN_INSIDE) -> EvalReport:
     """Score the outputs recorded in `bag`. `topics` may name the FaceArray / EyeStateArray /
-    GazeTargetArray topics (keys: faces, eyes, gaze) where a bag has several of a type."""
+    GazeTargetArray topics (keys: faces, eyes, gaze) where a bag has several of a type.
+    What cannot be read (damage, a message that does not deserialize) is skipped and listed
+    in the report's `skipped`; the rest is scored."""
     if match not in MATCH_MODES:
         raise ValueError(f"unknown frame matching '{match}' (known: {', '.join(MATCH_MODES)})")
+    if boxes not in BOX_KINDS:
+        raise ValueError(f"unknown box kind '{boxes}' (known: {', '.join(BOX_KINDS)})")
+    if not 0 < min_inside <= 1:
+        raise ValueError(f"min_inside must be in (0, 1], got {min_inside}")
     if not heads and not eye_labels:
         raise AnnotationError("nothing to evaluate: give head/gaze annotations or eye labels")
-    frames = read_recorded(BagReader(bag), topics or {}, need_eyes=bool(eye_labels))
-    report = EvalReport(frames=len(frames), iou=iou)
+    reader = BagReader(bag)
+    frames = read_recorded(reader, topics or {}, need_eyes=bool(eye_labels))
+    report = EvalReport(frames=len(frames), iou=iou, boxes=boxes, min_inside=min_inside,
+                        skipped=reader.problems)
+    pair = (functools.partial(match_heads, min_inside=min_inside) if boxes == "head"
+            else functools.partial(match_boxes, min_iou=iou))
+    pair_gaze = pair if boxes == "head" else functools.partial(match_boxes, min_iou=gaze_iou)
     locate = _FrameLocator(frames, match)
     if heads:
         by_frame: Dict[str, List[HeadAnnotation]] = defaultdict(list)
@@ -178,9 +218,9 @@ def evaluate_bag(bag, heads: Sequence[HeadAnnotation] = (), eye_labels: Sequence
             if frame is None:
                 report.unmatched += 1
                 continue
-            _score_detection(report.detection, by_frame[name], frame, iou)
+            _score_detection(report.detection, by_frame[name], frame, pair)
             if report.gaze is not None:
-                _score_gaze(report.gaze, by_frame[name], frame, gaze_iou)
+                _score_gaze(report.gaze, by_frame[name], frame, pair_gaze)
     if eye_labels:
         report.eyes = EyeScores()
         for label in eye_labels:
@@ -199,7 +239,12 @@ def read_recorded(reader: BagReader, topics: Dict[str, str], need_eyes: bool) ->
     classes = {t: message_class(reader.topics[t].msgtype) for t in wanted}
     frames: Dict[Tuple[int, int], Recorded] = {}
     for msg in reader.messages(wanted):
-        m = deserialize_message(msg.data, classes[msg.topic])
+        try:
+            m = deserialize_message(msg.data, classes[msg.topic])
+        except Exception as exc:  # noqa: BLE001 - rclpy raises several kinds on bad CDR
+            reader.problem(f"{msg.topic} message at {msg.timestamp} ns does not deserialize "
+                           f"as {msg.msgtype} ({exc})")
+            continue
         key = (m.header.stamp.sec, m.header.stamp.nanosec)
         frame = frames.setdefault(key, Recorded(key[0] + key[1] * 1e-9))
         if msg.topic == faces_topic:
@@ -236,7 +281,7 @@ class _FrameLocator:
 def match_boxes(truth: Sequence[Box], predicted: Sequence[Box],
                 min_iou: float) -> List[Tuple[int, int]]:
     """One-to-one (truth, predicted) index pairs, highest IoU first, each IoU >= min_iou."""
-    pairs = sorted(((iou_xyxy(t, p), i, j) for i, t in enumerate(truth)
+    pairs = sorted(((box_iou(t, p), i, j) for i, t in enumerate(truth)
                     for j, p in enumerate(predicted)), reverse=True)
     used_t, used_p, out = set(), set(), []
     for overlap, i, j in pairs:
@@ -249,28 +294,47 @@ def match_boxes(truth: Sequence[Box], predicted: Sequence[Box],
     return out
 
 
-def iou_xyxy(a: Box, b: Box) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+def match_heads(heads: Sequence[Box], faces: Sequence[Box],
+                min_inside: float = MIN_INSIDE) -> List[Tuple[int, int]]:
+    """One-to-one (head, face) index pairs: the face lies in the head box (at least
+    `min_inside` of its area) and is not a speck in it; the pair of highest IoU first, so of
+    two faces in one head box the one nearer its size wins."""
+    pairs = sorted(((box_iou(h, f), i, j) for i, h in enumerate(heads)
+                    for j, f in enumerate(faces)
+                    if _inside(f, h) >= min_inside and _area(f) >= MIN_FACE_AREA * _area(h)),
+                   reverse=True)
+    used_h, used_f, out = set(), set(), []
+    for _, i, j in pairs:
+        if i not in used_h and j not in used_f:
+            used_h.add(i)
+            used_f.add(j)
+            out.append((i, j))
+    return out
+
+
+def _area(b: Box) -> float:
+    return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+
+def _inside(inner: Box, outer: Box) -> float:
+    """Share of `inner`'s area inside `outer`."""
+    w = min(inner[2], outer[2]) - max(inner[0], outer[0])
+    h = min(inner[3], outer[3]) - max(inner[1], outer[1])
+    return w * h / _area(inner) if w > 0 and h > 0 and _area(inner) > 0 else 0.0
 
 
 def _score_detection(scores: DetectionScores, heads: List[HeadAnnotation], frame: Recorded,
-                     iou: float) -> None:
-    pairs = match_boxes([h.box for h in heads], [f.xyxy for f in frame.faces], iou)
+                     pair) -> None:
+    pairs = pair([h.box for h in heads], [f.xyxy for f in frame.faces])
     scores.tp += len(pairs)
     scores.fp += len(frame.faces) - len(pairs)
     scores.fn += len(heads) - len(pairs)
 
 
 def _score_gaze(scores: GazeScores, heads: List[HeadAnnotation], frame: Recorded,
-                gaze_iou: float) -> None:
+                pair) -> None:
     annotated = [h for h in heads if h.in_frame is not None]
-    face_of = dict(match_boxes([h.box for h in annotated], [f.xyxy for f in frame.faces],
-                               gaze_iou))
+    face_of = dict(pair([h.box for h in annotated], [f.xyxy for f in frame.faces]))
     targets = {t.face_index: t for t in frame.gaze or []}
     for i, head in enumerate(annotated):
         scores.heads += 1

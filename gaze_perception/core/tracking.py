@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .boxes import iou as box_iou
 from .types import Face
 
 _UNMATCHABLE = 1e6
@@ -139,7 +140,7 @@ class Tracker:
     def _cost(self, track: _Track, pred: np.ndarray, box: np.ndarray) -> float:
         """1 - IoU plus the centre distance in units of the gate; the gate widens while a
         track is unseen because its predicted position grows less certain."""
-        iou = _iou(pred, box)
+        iou = box_iou(_corners(pred), _corners(box))
         size = math.sqrt(max(pred[2] * pred[3], 1.0))
         reach = self.config.max_distance * size * (1.0 + 0.1 * track.misses)
         dist = math.hypot(pred[0] - box[0], pred[1] - box[1])
@@ -153,11 +154,6 @@ def _cxcywh(face: Face) -> np.ndarray:
     return np.array([cx, cy, face.width, face.height], dtype=np.float64)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ax0, ay0, ax1, ay1 = a[0] - a[2] / 2, a[1] - a[3] / 2, a[0] + a[2] / 2, a[1] + a[3] / 2
-    bx0, by0, bx1, by1 = b[0] - b[2] / 2, b[1] - b[3] / 2, b[0] + b[2] / 2, b[1] + b[3] / 2
-    iw, ih = min(ax1, bx1) - max(ax0, bx0), min(ay1, by1) - max(ay0, by0)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+def _corners(c: np.ndarray) -> np.ndarray:
+    """(cx, cy, w, h) -> (x1, y1, x2, y2)."""
+    return np.array([c[0] - c[2] / 2, c[1] - c[3] / 2, c[0] + c[2] / 2, c[1] + c[3] / 2])

@@ -1,22 +1,21 @@
 """Eye-state classifiers and their checkpoints, shared by the backend, training and evaluation.
 
 One door, `create_eye_model(arch, num_classes, in_chans)`: the project's own small CNN by name
-(`eyenet`, fast on 24..64 px crops) or any timm model name. A checkpoint is a plain dict
-``{"state_dict": ..., "meta": {...}, ...}`` that loads with ``torch.load(weights_only=True)``;
-`meta` says how to rebuild and feed the model, so run time cannot drift from training.
+(`eyenet`, fast on 24..64 px crops) or any timm model name. Checkpoints are the project's one
+format (`models.state_dict`), `EyeModelMeta` their meta (no kind: the shipped files have none).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..core import weights
 from ..core.eye_crops import DEFAULT_SCALE
+from .state_dict import ModelMeta, model_from_checkpoint, read_checkpoint
 
 OPEN, CLOSED = "open", "closed"
 
@@ -63,7 +62,7 @@ def create_eye_model(arch: str, num_classes: int = 2, in_chans: int = 1) -> nn.M
 
 
 @dataclass
-class EyeModelMeta:
+class EyeModelMeta(ModelMeta):
     """How to rebuild and feed a checkpoint: architecture, class order, input format, crop scale.
 
     `classes[0]` and `classes[1]` are always open and closed; an optional third class is an
@@ -88,46 +87,16 @@ class EyeModelMeta:
             raise ValueError(f"in_chans must be 1 or 3 with one mean/std per channel, got "
                              f"in_chans={self.in_chans}, mean={self.mean}, std={self.std}")
 
-    @classmethod
-    def from_dict(cls, d: Dict) -> "EyeModelMeta":
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    def to_dict(self) -> Dict:
-        return asdict(self)
-
 
 def build_model(meta: EyeModelMeta) -> nn.Module:
     return create_eye_model(meta.arch, len(meta.classes), meta.in_chans)
 
 
-def read_checkpoint(spec: Union[str, Path], weights_dir: Optional[Path] = None) -> Dict:
-    """The checkpoint dict of a file path or of a manifest name (then sha256-checked)."""
-    path = weights.locate(spec, weights_dir, "eye-state weights")
-    ckpt = weights.load_state_dict(path)
-    if "state_dict" not in ckpt or "meta" not in ckpt:
-        raise weights.WeightsError(f"'{path}' is not an eye-state checkpoint (it needs "
-                                   "'state_dict' and 'meta' entries)")
-    ckpt["path"] = str(path)
-    return ckpt
-
-
-def model_from_checkpoint(ckpt: Dict) -> Tuple[nn.Module, EyeModelMeta]:
-    """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU)."""
-    try:
-        meta = EyeModelMeta.from_dict(ckpt["meta"])
-        model = build_model(meta)
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise weights.WeightsError(f"checkpoint '{ckpt.get('path', '?')}' does not fit its "
-                                   f"declared architecture: {exc}") from exc
-    return model.eval(), meta
-
-
 def load_eye_model(spec: Union[str, Path], weights_dir: Optional[Path] = None,
                    device: Union[str, torch.device] = "cpu") -> Tuple[nn.Module, EyeModelMeta]:
     """Model and meta from a checkpoint file or manifest name, on `device`, in eval mode."""
-    model, meta = model_from_checkpoint(read_checkpoint(spec, weights_dir))
+    model, meta = model_from_checkpoint(read_checkpoint(spec, "eye-state", weights_dir),
+                                        EyeModelMeta, build_model)
     return model.to(device), meta
 
 

@@ -1,21 +1,17 @@
-"""What the face-crop models (gaze direction, gaze coding) share: timm backbones, checkpoints
-and input tensors.
-
-A checkpoint is a plain dict ``{"state_dict": ..., "meta": {"kind": ..., ...}, ...}`` that loads
-with ``torch.load(weights_only=True)``; `meta` says how to rebuild and feed the model, so run
-time cannot drift from training, and `kind` keeps one model line from loading another's file.
+"""What the face-crop models (gaze direction, gaze coding) share: timm backbones, the meta
+base of their checkpoints (the project's one format, `models.state_dict`, with a `kind`) and
+input tensors.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..core import weights
+from .state_dict import ModelMeta, model_from_checkpoint, read_checkpoint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -43,43 +39,18 @@ def create_backbone(name: str) -> Tuple[nn.Module, int]:
     return net, int(getattr(net, "head_hidden_size", None) or net.num_features)
 
 
-@dataclass
-class CropMeta:
-    """Base of the model descriptions stored in checkpoints (plain values only)."""
-
-    def to_dict(self) -> Dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Dict) -> "CropMeta":
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+class CropMeta(ModelMeta):
+    """Base of the face-crop models' metas; each has a `kind` (l2cs, itracker, gaze_coding)."""
 
 
-def read_checkpoint(spec: Union[str, Path], kinds: Sequence[str],
-                    weights_dir: Optional[Path] = None) -> Dict:
-    """The checkpoint dict of a file path or a manifest name (then sha256-checked), whose
-    meta kind is one of `kinds`."""
-    path = weights.locate(spec, weights_dir, f"{' or '.join(kinds)} weights")
-    ckpt = weights.load_state_dict(path)
-    meta = ckpt.get("meta")
-    kind = meta.get("kind") if isinstance(meta, dict) else None
-    if "state_dict" not in ckpt or kind not in kinds:
-        raise weights.WeightsError(f"'{path}' is not a {' or '.join(kinds)} checkpoint (it needs "
-                                   f"'state_dict' and 'meta' with kind {'|'.join(kinds)}; "
-                                   f"found kind {kind!r})")
-    ckpt["path"] = str(path)
-    return ckpt
-
-
-def load_weights(model: nn.Module, ckpt: Dict) -> nn.Module:
-    """Load a checkpoint's weights strictly into the model its meta describes (eval mode)."""
-    try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise weights.WeightsError(f"checkpoint '{ckpt.get('path', '?')}' does not fit its "
-                                   f"declared architecture: {exc}") from exc
-    return model.eval()
+def load_crop_model(spec: Union[str, Path], kinds: Sequence[str], meta_of: Callable,
+                    build: Callable, weights_dir: Optional[Path] = None,
+                    device: Union[str, torch.device] = "cpu") -> Tuple[nn.Module, CropMeta]:
+    """Model (eval mode, on `device`) and meta of a checkpoint whose kind is one of `kinds`;
+    `meta_of(kind)` is the meta class of a kind, `build(meta)` the untrained model."""
+    ckpt = read_checkpoint(spec, " or ".join(kinds), weights_dir, kinds)
+    model, meta = model_from_checkpoint(ckpt, meta_of(ckpt["meta"]["kind"]), build)
+    return model.to(device), meta
 
 
 def to_input(crops: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

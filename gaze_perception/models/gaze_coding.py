@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..core.gaze_coding import GAZE_CLASSES
-from .face_crop import IMAGENET_MEAN, IMAGENET_STD, CropMeta, load_weights, read_checkpoint
+from .face_crop import IMAGENET_MEAN, IMAGENET_STD, CropMeta, load_crop_model
 
 #: iCatcher+'s backbones (ResNet-18, RegNetY-16GF) and a mid-size RegNet; any timm name works
 BACKBONES = ("resnet18", "regnety_016", "regnety_160")
@@ -48,6 +48,5 @@ def build_model(meta: CodingMeta) -> nn.Module:
 def load_coding_model(spec: Union[str, Path], weights_dir: Optional[Path] = None,
                       device: Union[str, torch.device] = "cpu") -> Tuple[nn.Module, CodingMeta]:
     """Model (eval mode, on `device`) and meta of a gaze-coding checkpoint."""
-    ckpt = read_checkpoint(spec, ["gaze_coding"], weights_dir)
-    meta = CodingMeta.from_dict(ckpt["meta"])
-    return load_weights(build_model(meta), ckpt).to(device), meta
+    return load_crop_model(spec, ["gaze_coding"], lambda kind: CodingMeta, build_model,
+                           weights_dir, device)

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.gaze_direction import GRID
-from .face_crop import (IMAGENET_MEAN, IMAGENET_STD, CropMeta, create_backbone, load_weights,
-                        read_checkpoint)
+from .face_crop import IMAGENET_MEAN, IMAGENET_STD, CropMeta, create_backbone, load_crop_model
 
 #: backbones the benchmark compares; any timm model name works too
 BACKBONES = ("resnet18", "resnet50", "ghostnet_100", "mobilenetv3_large_100",
@@ -170,6 +169,5 @@ def load_direction_model(spec: Union[str, Path], kind: str, weights_dir: Optiona
                          device: Union[str, torch.device] = "cpu"
                          ) -> Tuple[nn.Module, DirectionMeta]:
     """Model (eval mode, on `device`) and meta of a `kind` (l2cs | itracker) checkpoint."""
-    ckpt = read_checkpoint(spec, [kind], weights_dir)
-    meta = (L2CSMeta if kind == "l2cs" else ITrackerMeta).from_dict(ckpt["meta"])
-    return load_weights(build_model(meta), ckpt).to(device), meta
+    return load_crop_model(spec, [kind], {"l2cs": L2CSMeta, "itracker": ITrackerMeta}.get,
+                           build_model, weights_dir, device)

@@ -156,11 +156,11 @@ def train_main(args) -> int:
     import torch
 
     from ..core.device import resolve_device
-    from ..models.eye_state import model_from_checkpoint, read_checkpoint, to_nchw
-    from ..models.state_dict import save_checkpoint
+    from ..models.eye_state import EyeModelMeta, build_model, to_nchw
+    from ..models.state_dict import model_from_checkpoint, read_checkpoint, save_checkpoint
     from . import loop
 
-    resumed = read_checkpoint(args.resume) if args.resume else None
+    resumed = read_checkpoint(args.resume, "eye-state") if args.resume else None
     if resumed is not None and "config" not in resumed:
         raise ValueError(f"'{args.resume}' holds no run state; resume from a last.pt")
     cfg = _train_config(args, resumed)
@@ -172,7 +172,7 @@ def train_main(args) -> int:
     x_val = to_nchw(ds.load_images(val_s, cfg["input_size"], cfg["channels"]))
     y_val = np.array([s.label for s in val_s], dtype=np.int64)
 
-    model, meta = (model_from_checkpoint(resumed) if resumed is not None
+    model, meta = (model_from_checkpoint(resumed, EyeModelMeta, build_model) if resumed is not None
                    else _new_model(cfg, classes, x_train))
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"],

@@ -15,9 +15,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from ..core.boxes import iou_matrix
 from ..core.types import Face
 from .face_data import ImageFaces, read_rgb
-from .face_samples import iou
 
 IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
@@ -63,7 +63,7 @@ def average_precision(dets: Sequence[Detections], truth: Sequence[ImageFaces],
 def _match(d: Detections, t: ImageFaces, threshold: float):
     """(scores, 1 = true / 0 = false positive) of the detections that count."""
     order = np.argsort(-d.scores, kind="stable")
-    overlaps = iou(d.boxes[order], t.boxes) if len(t.boxes) else np.zeros((len(order), 0))
+    overlaps = iou_matrix(d.boxes[order], t.boxes)
     taken = np.zeros(len(t.boxes), bool)
     scores, hits = [], []
     for k, i in enumerate(order):
@@ -89,7 +89,7 @@ def landmark_errors(dets: Sequence[Detections], truth: Sequence[ImageFaces],
     for d, t in zip(dets, truth):
         if not len(t.points) or d.points is None or not len(d.boxes):
             continue
-        overlaps = iou(t.point_boxes.astype(np.float64), d.boxes)
+        overlaps = iou_matrix(t.point_boxes, d.boxes)
         for face, row in enumerate(overlaps):
             if row.max() >= min_iou:
                 errors.append(normalised_point_error(d.points[row.argmax()][None],

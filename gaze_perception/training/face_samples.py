@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..core.boxes import iou_matrix
 from .face_data import ImageFaces, read_rgb
 
 NEG, POS, PART, LANDMARK = 0, 1, 2, 3
@@ -65,17 +66,6 @@ class Samples:
 
     def counts(self) -> Dict[str, int]:
         return {name: int((self.kind == k).sum()) for k, name in enumerate(KINDS)}
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of boxes a (N, 4) and b (M, 4), both x1 y1 x2 y2."""
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def crop_resized(image: np.ndarray, box: np.ndarray, size: int) -> Optional[np.ndarray]:
@@ -160,7 +150,7 @@ def _label(crops: np.ndarray, boxes: np.ndarray, ignore: np.ndarray):
     if len(boxes) == 0:
         zeros = np.zeros(len(crops))
         return np.full(len(crops), NEG), zeros.astype(int), zeros
-    overlaps = iou(crops, boxes)
+    overlaps = iou_matrix(crops, boxes)
     best = overlaps.argmax(axis=1)
     top = overlaps[np.arange(len(crops)), best]
     kind = np.full(len(crops), -1)
@@ -174,7 +164,7 @@ def _label(crops: np.ndarray, boxes: np.ndarray, ignore: np.ndarray):
 def _best_iou(crops: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     if len(boxes) == 0 or len(crops) == 0:
         return np.zeros(len(crops), np.float32)
-    return iou(crops, boxes).max(axis=1)
+    return iou_matrix(crops, boxes).max(axis=1)
 
 
 def _random_negatives(boxes: np.ndarray, shape, size: int, count: int,

@@ -17,6 +17,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..core.head_boxes import AnnotationError, read_vat_rows
 from .data import DataError
 
 DATASETS = ("gazefollow", "vat")
@@ -31,7 +32,6 @@ GAZEFOLLOW_LAYOUTS = {
     "train": {16: "inout, meta", 17: "inout, source, meta"},
     "test": {15: "meta", 16: "source, meta"},
 }
-VAT_COLUMNS = "path, xmin, ymin, xmax, ymax, gazex, gazey"
 #: head boxes of each VAT track are smoothed by a centred moving average of this many frames
 VAT_BOX_SMOOTHING = 11
 
@@ -212,21 +212,15 @@ def _clip_box(box: Sequence[float], width: int, height: int) -> Tuple[float, flo
 
 def _vat_track(path: Path, smoothing: int) -> Dict[str, dict]:
     """One person file: frame name -> {box (smoothed), gaze pixels, source}."""
-    names, values, lines = [], [], []
-    for lineno, row in _csv_rows(path):
-        where = f"{path}:{lineno}"
-        if len(row) != 7:
-            raise DataError(f"{where}: {len(row)} columns, but a VideoAttentionTarget person "
-                            f"file has 7 ({VAT_COLUMNS})")
-        names.append(row[0].strip())
-        values.append(_numbers(row[1:], where, first_column=2))
-        lines.append(where)
-    if not values:
+    try:
+        rows = read_vat_rows(path, gaze_required=True, nonempty_boxes=False)
+    except AnnotationError as exc:
+        raise DataError(str(exc)) from None
+    if not rows:
         return {}
-    table = np.asarray(values, dtype=np.float64)
-    boxes = _moving_average(table[:, :4], smoothing)
-    return {name: {"box": box, "gaze": gaze, "source": where}
-            for name, box, gaze, where in zip(names, boxes.tolist(), table[:, 4:].tolist(), lines)}
+    boxes = _moving_average(np.asarray([r.box for r in rows], dtype=np.float64), smoothing)
+    return {r.frame: {"box": box, "gaze": list(r.gaze), "source": r.where}
+            for r, box in zip(rows, boxes.tolist())}
 
 
 def _moving_average(x: np.ndarray, window: int) -> np.ndarray:

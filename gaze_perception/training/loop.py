@@ -15,12 +15,12 @@ from torch import nn
 from tqdm import tqdm
 
 from ..models.eye_state import EyeModelMeta, normalize
+from .crop_loop import jitter
 from .metrics import confusion_matrix
 
 MAX_ROTATION = math.radians(10)  # residual roll after landmark alignment
 MAX_ZOOM = 0.1                   # crop-scale mismatch between landmark detectors
 MAX_SHIFT = 0.1                  # fraction of the half side: landmark jitter
-MAX_CONTRAST, MAX_BRIGHTNESS = 0.3, 0.15
 
 
 def _uniform(n: int, g: torch.Generator, amplitude: float, shape: Tuple[int, ...] = ()):
@@ -37,11 +37,7 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
                          torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1).to(x.device)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
-    contrast = (1 + _uniform(n, g, MAX_CONTRAST)).view(-1, 1, 1, 1).to(x.device)
-    brightness = _uniform(n, g, MAX_BRIGHTNESS).view(-1, 1, 1, 1).to(x.device)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return ((x - mean) * contrast + mean + brightness).clamp(0, 1)
+    return jitter(F.grid_sample(x, grid, padding_mode="border", align_corners=False), g)
 
 
 def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
