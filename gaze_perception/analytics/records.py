@@ -13,12 +13,13 @@ BAG_TYPES = {"faces": "gaze_msgs/msg/FaceArray", "eyes": "gaze_msgs/msg/EyeState
              "gaze": "gaze_msgs/msg/GazeTargetArray"}
 
 
-def read_frames(path) -> Iterator[FrameResult]:
-    """Frames of a .jsonl file or of a bag (a rosbag2 folder, .mcap or .db3 file)."""
+def read_frames(path, skipped: Optional[List[str]] = None) -> Iterator[FrameResult]:
+    """Frames of a .jsonl file or of a bag (a rosbag2 folder, .mcap or .db3 file). Of a bag,
+    what is intact; the parts that could not be read are added to `skipped`."""
     p = Path(path)
     if p.suffix == ".jsonl" or (p.is_file() and p.suffix not in (".mcap", ".db3")):
         return read_jsonl(p)
-    return read_bag(p)
+    return read_bag(p, skipped)
 
 
 def read_jsonl(path) -> Iterator[FrameResult]:
@@ -58,9 +59,10 @@ def frame_from_json(obj: dict) -> FrameResult:
                        stamp=float(obj.get("stamp") or 0.0))
 
 
-def read_bag(path) -> Iterator[FrameResult]:
+def read_bag(path, skipped: Optional[List[str]] = None) -> Iterator[FrameResult]:
     """Join the bag's face, eye-state and gaze-target arrays by header stamp, in stamp order.
-    Uses the bag tools of gaze_perception.bags and rclpy to deserialize."""
+    Uses the bag tools of gaze_perception.bags and rclpy to deserialize; the parts of the bag
+    that could not be read are added to `skipped`."""
     from rclpy.serialization import deserialize_message
 
     from ..bags.bagfile import BagReader
@@ -82,6 +84,8 @@ def read_bag(path) -> Iterator[FrameResult]:
         msg = deserialize_message(m.data, message_class(m.msgtype))
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         by_stamp.setdefault(key, {})[kind_of[m.topic]] = msg
+    if skipped is not None:
+        skipped.extend(reader.problems)
     for index, key in enumerate(sorted(by_stamp)):
         got = by_stamp[key]
         if "faces" not in got:

@@ -1,26 +1,44 @@
 """Reading and writing rosbag2 bags (MCAP or SQLite 3) through rosbags, with our types.
 
-Bags written by any rosbag2 writer read the same way. A storage file that rosbags refuses (no
-index or metadata because a recorder was killed, a copy that was cut) is read record by record
-instead (salvage.py): its intact messages come first, then BagDamagedError names the file.
+Bags written by any rosbag2 writer read the same way: the real rosbag2's too, with or without
+metadata.yaml, one or several storage files. A storage file that cannot be opened normally (no
+index or summary because a recorder was killed, a copy that was cut) is read record by record
+instead (salvage.py): its intact messages are read and the damage is named in `problems`.
 """
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass
-from pathlib import Path
+import heapq
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
-from rosbags.interfaces import Qos
-from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.interfaces import Connection, Qos
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+from rosbags.rosbag2.storage_mcap import McapReader
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
+from ruamel.yaml import YAML
 
 from . import STORAGE_NAMES
-from .errors import BagDamagedError, BagError, TopicNotFoundError
+from .errors import BagError, TopicNotFoundError
 from .salvage import BagMessage, Salvage, scan
 from .typesys import check_known, typestore
 
+try:  # the zstd rosbags itself uses (Python 3.14's, else the backport it depends on)
+    from compression import zstd
+except ImportError:
+    from backports import zstd
+
+log = logging.getLogger(__name__)
+
 STORAGES = {name: StoragePlugin[name.upper()] for name in STORAGE_NAMES}
 STORAGE_SUFFIXES = (".mcap", ".db3")
+#: Storage files compressed as a whole (rosbag2's compression_mode: file).
+ZSTD_SUFFIXES = tuple(s + ".zstd" for s in STORAGE_SUFFIXES)
+_STORAGE_READERS = {".mcap": McapReader, ".db3": Sqlite3Reader}
 #: rosbag2 metadata version written (that of Jazzy and Kilted).
 BAG_VERSION = 9
 
@@ -37,28 +55,48 @@ class BagTopic:
     qos: Sequence[Qos] = ()
 
 
+@dataclass
+class _Part:
+    """One storage file: its connections as the file itself describes them, or, for a file
+    that does not open normally, what a record-by-record scan found."""
+
+    path: Path
+    connections: List[Connection] = field(default_factory=list)
+    salvage: Optional[Salvage] = None
+
+
 class BagReader:
-    """Topics and messages of a bag: a rosbag2 directory, or a single .mcap / .db3 file."""
+    """Topics and messages of a bag: a rosbag2 folder or a single .mcap / .db3 file.
+
+    The storage files themselves are the truth: each is opened on its own (rosbags' storage
+    readers), and its topics and messages are matched by name and type only. rosbags' folder
+    reader matches the storage's topics to metadata.yaml's by the exact QoS text, which the
+    real rosbag2 writes differently in the two places, and then finds no message at all.
+    metadata.yaml, when present, only says which files there are, in which order, and how they
+    are compressed; without it the folder's .mcap / .db3 files are read (a reindex).
+
+    What cannot be read is never fatal for the rest: a damaged file is read record by record
+    (salvage.py), a missing or unreadable one is skipped; each is named once in `problems`
+    (and logged). `messages` yields every intact message and never raises for damage.
+    """
 
     def __init__(self, path):
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"bag '{self.path}' does not exist")
-        self._salvage: List[Salvage] = []
-        try:
-            with Reader(self.path) as reader:
-                self.topics: Dict[str, BagTopic] = {
-                    name: BagTopic(name, info.msgtype or "", info.msgcount,
-                                   tuple(info.connections[0].ext.offered_qos_profiles))
-                    for name, info in reader.topics.items()}
-        except (ReaderError, FileNotFoundError, sqlite3.Error) as exc:  # no metadata.yaml, ...
-            self._salvage = [Salvage(f, str(exc)) for f in self._storage_files(exc)]
-            self.topics = self._salvaged_topics()
+        #: What could not be read (a file or part of one), one line each, in order found.
+        self.problems: List[str] = []
+        #: Messages metadata.yaml says the bag holds (None without a metadata.yaml).
+        self.declared: Optional[int] = None
+        self._tmp: Optional[tempfile.TemporaryDirectory] = None
+        self._compression = ""
+        self._parts = [self._open_part(f) for f in self._storage_files()]
+        self.topics: Dict[str, BagTopic] = self._collect_topics()
 
     @property
     def damaged(self) -> bool:
-        """True when rosbags refused the bag and it is read record by record (salvage.py)."""
-        return bool(self._salvage)
+        """True when some file (or part of one) could not be read."""
+        return bool(self.problems)
 
     def count(self, topics: Optional[Iterable[str]] = None) -> int:
         return sum(self.topics[t].count for t in self.select(topics))
@@ -67,21 +105,11 @@ class BagReader:
         return sorted(t.name for t in self.topics.values() if t.msgtype in msgtypes)
 
     def messages(self, topics: Optional[Iterable[str]] = None) -> Iterator[BagMessage]:
-        """Messages of `topics` (default: all) in log-time order. For a damaged bag: the intact
-        messages in file order, then BagDamagedError."""
+        """Messages of `topics` (default: all), in log-time order across the storage files
+        (file order within a damaged file). Damage found while reading goes to `problems`."""
         wanted = set(self.select(topics))
-        if self._salvage:
-            yield from self._salvaged_messages(wanted)
-            return
-        read = 0
-        try:
-            with Reader(self.path) as reader:
-                conns = [c for c in reader.connections if c.topic in wanted]
-                for conn, stamp, data in reader.messages(conns):
-                    read += 1
-                    yield BagMessage(conn.topic, conn.msgtype, stamp, bytes(data))
-        except (ReaderError, sqlite3.Error) as exc:
-            raise BagDamagedError(self.path, str(exc), read) from exc
+        streams = [self._part_messages(part, wanted) for part in self._parts]
+        yield from heapq.merge(*streams, key=lambda m: m.timestamp)
 
     def select(self, topics: Optional[Iterable[str]]) -> List[str]:
         """`topics` (default: all) sorted, or TopicNotFoundError naming those not in the bag."""
@@ -92,32 +120,149 @@ class BagReader:
                                      f"(it has {sorted(self.topics)})")
         return sorted(wanted)
 
-    def _storage_files(self, cause: Exception) -> List[Path]:
+    def problem(self, text: str) -> None:
+        """Note (once) and log something that could not be read."""
+        if text not in self.problems:
+            self.problems.append(text)
+            log.warning("%s", text)
+
+    # --- files -----------------------------------------------------------------------------
+
+    def _storage_files(self) -> List[Path]:
         if self.path.is_file():
-            return [self.path]
-        files = [p for p in self.path.iterdir() if p.suffix in STORAGE_SUFFIXES]
-        if not files:
-            raise BagError(f"'{self.path}' is not a readable bag ({cause}) and holds no "
-                           f"{' or '.join(STORAGE_SUFFIXES)} file") from cause
-        return sorted(files, key=lambda p: (len(p.name), p.name))  # name_2 before name_10
+            if not self.path.name.endswith(STORAGE_SUFFIXES + ZSTD_SUFFIXES):
+                raise BagError(f"'{self.path}' is not a bag: give a rosbag2 folder or a "
+                               f"{' / '.join(STORAGE_SUFFIXES)} file")
+            return [self._decompressed(self.path)]
+        found = sorted((p for p in self.path.iterdir()
+                        if p.is_file() and p.name.endswith(STORAGE_SUFFIXES + ZSTD_SUFFIXES)),
+                       key=_natural)
+        listed = self._listed_files()
+        if listed is None:
+            files = found
+        else:
+            for name in listed:
+                if not (self.path / name).is_file():
+                    self.problem(f"bag file '{self.path / name}' is listed in metadata.yaml "
+                                 "but missing; its messages are lost")
+            files = [self.path / n for n in listed if (self.path / n).is_file()]
+            extra = [p for p in found if p not in files]
+            if extra:
+                log.warning("%s: read too, though metadata.yaml does not list them: %s",
+                            self.path, ", ".join(p.name for p in extra))
+            files += extra
+        if not files and not self.problems:
+            raise BagError(f"'{self.path}' is not a bag: no metadata.yaml and no "
+                           f"{' or '.join(STORAGE_SUFFIXES)} file")
+        return [self._decompressed(f) for f in files]
 
-    def _salvaged_topics(self) -> Dict[str, BagTopic]:
+    def _listed_files(self) -> Optional[List[str]]:
+        """File names metadata.yaml lists (and its compression and message count); None when
+        there is no usable metadata.yaml."""
+        meta = self.path / "metadata.yaml"
+        if not meta.is_file():
+            return None
+        try:
+            info = YAML(typ="safe").load(meta.read_text())["rosbag2_bagfile_information"]
+            names = [PurePath(str(x)).name for x in info["relative_file_paths"]]
+        except Exception as exc:  # noqa: BLE001 - any unusable metadata: read the files instead
+            log.warning("%s: metadata.yaml is not usable (%s); reading the storage files", meta,
+                        f"{type(exc).__name__}: {exc}")
+            return None
+        mode = str(info.get("compression_mode") or "").lower()
+        self._compression = "" if mode == "none" else mode
+        try:
+            self.declared = int(info["message_count"])
+        except (KeyError, TypeError, ValueError):
+            self.declared = None
+        return names
+
+    def _decompressed(self, path: Path) -> Path:
+        """`path`, or for a file compressed as a whole (`.mcap.zstd`) its decompressed copy."""
+        if not path.name.endswith(ZSTD_SUFFIXES):
+            return path
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="gaze_bag_")
+        out = Path(self._tmp.name) / path.name[:-len(".zstd")]
+        try:
+            with path.open("rb") as src, zstd.open(src, "rb") as z, out.open("wb") as dst:
+                shutil.copyfileobj(z, dst)
+        except (OSError, zstd.ZstdError, EOFError) as exc:
+            self.problem(f"bag file '{path}' does not decompress ({exc}); read what came out")
+        return out
+
+    def _open_part(self, path: Path) -> "_Part":
+        try:
+            storage = _STORAGE_READERS[path.suffix](path)
+            storage.open()
+        except Exception as exc:  # noqa: BLE001 - whatever the reason, read it record by record
+            return _Part(path, salvage=Salvage(path, _reason(exc)))
+        try:
+            return _Part(path, connections=list(storage.connections))
+        finally:
+            storage.close()
+
+    def _collect_topics(self) -> Dict[str, BagTopic]:
         counts: Dict[str, int] = {}
-        for found in self._salvage:
-            for msg in scan(found):
-                counts[msg.topic] = counts.get(msg.topic, 0) + 1
-        return {name: BagTopic(name, msgtype, counts.get(name, 0), tuple(qos))
-                for found in self._salvage for name, (msgtype, qos) in found.topics.items()}
+        types: Dict[str, str] = {}
+        qos: Dict[str, List[Qos]] = {}
+        for part in self._parts:
+            if part.salvage is not None:
+                intact = 0
+                for msg in scan(part.salvage):
+                    counts[msg.topic] = counts.get(msg.topic, 0) + 1
+                    intact += 1
+                self.problem(damage_text(part.path, part.salvage.damage, intact))
+                described = [(n, t, q) for n, (t, q) in part.salvage.topics.items()]
+            else:
+                described = [(c.topic, c.msgtype, c.ext.offered_qos_profiles)
+                             for c in part.connections]
+                for c in part.connections:
+                    counts[c.topic] = counts.get(c.topic, 0) + c.msgcount
+            for name, msgtype, offered in described:
+                types.setdefault(name, msgtype)
+                qos.setdefault(name, list(offered))
+        return {name: BagTopic(name, types[name], counts.get(name, 0), tuple(qos[name]))
+                for name in sorted(types)}
 
-    def _salvaged_messages(self, wanted: set) -> Iterator[BagMessage]:
-        read = 0
-        for found in self._salvage:
-            for msg in scan(Salvage(found.path, found.damage)):
-                read += 1
+    def _part_messages(self, part: "_Part", wanted: set) -> Iterator[BagMessage]:
+        if part.salvage is not None:
+            for msg in scan(Salvage(part.path, part.salvage.damage)):
                 if msg.topic in wanted:
                     yield msg
-        first = self._salvage[0]
-        raise BagDamagedError(first.path, first.damage, read)
+            return
+        conns = [c for c in part.connections if c.topic in wanted]
+        if not conns:
+            return
+        storage = _STORAGE_READERS[part.path.suffix](part.path)
+        try:
+            storage.open()
+        except Exception as exc:  # noqa: BLE001 - it opened a moment ago; say why not now
+            self.problem(f"bag file '{part.path}' cannot be opened any more: {_reason(exc)}")
+            return
+        try:
+            for conn, stamp, data in storage.messages(conns):
+                if self._compression == "message":
+                    data = zstd.decompress(data)
+                yield BagMessage(conn.topic, conn.msgtype, stamp, bytes(data))
+        except Exception as exc:  # noqa: BLE001 - keep what was read, name the file
+            self.problem(damage_text(part.path, _reason(exc)))
+        finally:
+            storage.close()
+
+
+def damage_text(path: Path, reason: str, intact: Optional[int] = None) -> str:
+    read = "" if intact is None else f"; {intact} intact message(s) read"
+    return f"bag file '{path}' is damaged ({reason}){read}, the rest of that file is lost"
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _natural(path: Path):
+    """Sort key: name_2 before name_10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
 
 
 class BagWriter:

@@ -14,7 +14,8 @@ stamp in seconds (`stamp`).
   area). `face`: the annotations are face boxes, a match needs IoU >= `iou`. The report says
   which rule it used.
 - Gaze: each annotated head is paired with a recorded face by the same rule (for `face`
-  boxes: the face that overlaps it most, IoU >= `gaze_iou`). L2 is the distance of the published point to the annotated one in image-size
+  boxes: the face that overlaps it most, IoU >= `gaze_iou`). L2 is the distance of the
+  published point to the annotated one in image-size
   normalised coordinates (VideoAttentionTarget's L2); AUC needs recorded heatmaps and uses the
   VideoAttentionTarget definition of gaze_perception.metrics; in/out AP needs both in- and
   out-of-frame annotations.

@@ -2,6 +2,7 @@
 recorded time offset, scaled by the rate, optionally with /clock for nodes on `use_sim_time`."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Callable, Dict, Iterable, Optional
@@ -13,8 +14,11 @@ from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 
 from .bagfile import BagReader
+from .errors import UnknownTypeError
 from .qos import playback_qos
 from .typesys import message_class
+
+log = logging.getLogger(__name__)
 
 CLOCK_TOPIC = "/clock"
 #: DDS matches the two sides of a topic independently: when the player sees a subscriber, that
@@ -28,7 +32,9 @@ CLOCK_QOS = QoSProfile(depth=1)
 
 
 class Player:
-    """Publishes the messages of `reader` (on `topics`, default all) with their original timing."""
+    """Publishes the messages of `reader` (on `topics`, default all) with their original timing.
+    A topic whose type is not installed here is skipped (`skipped`: topic → type) with one
+    warning, as `ros2 bag play` does; the others play."""
 
     def __init__(self, reader: BagReader, topics: Optional[Iterable[str]] = None,
                  rate: float = 1.0, clock_hz: float = 0.0, domain_id: Optional[int] = None,
@@ -38,8 +44,19 @@ class Player:
         if clock_hz < 0:
             raise ValueError(f"clock rate must be >= 0 Hz, got {clock_hz}")
         self.reader, self.rate, self.clock_hz = reader, rate, clock_hz
-        self.topics = reader.select(topics)
-        classes = {t: message_class(reader.topics[t].msgtype) for t in self.topics}  # fail early
+        self.topics, self.skipped, classes = [], {}, {}
+        for t in reader.select(topics):
+            msgtype = reader.topics[t].msgtype
+            try:
+                classes[t] = message_class(msgtype)
+            except UnknownTypeError:
+                self.skipped[t] = msgtype
+                log.warning("not playing %s (%s, %d messages): that type is not installed here",
+                            t, msgtype or "type unknown", reader.topics[t].count)
+                continue
+            self.topics.append(t)
+        #: Messages published so far (also when play() ends by an exception).
+        self.published = 0
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id,
                    signal_handler_options=SignalHandlerOptions.NO)
@@ -62,9 +79,9 @@ class Player:
 
     def play(self, stop: threading.Event, loop: bool = False) -> int:
         """Publish until the bag ends (with `loop`: until `stop`); returns messages published.
-        A damaged bag's intact messages are played, then its BagDamagedError is raised."""
+        Of a damaged bag, the intact messages are played (the reader names the damage)."""
         published = 0
-        while not stop.is_set():
+        while not stop.is_set() and self.topics:
             once = self._play_once(stop)
             published += once
             if not loop or once == 0:
@@ -93,6 +110,7 @@ class Player:
                 break
             self.publishers[msg.topic].publish(msg.data)
             published += 1
+            self.published += 1
         return published
 
     def _wait_until(self, target: float, stop: threading.Event,

@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 import cv2
 import numpy as np
@@ -42,9 +42,11 @@ OUTPUTS = {"faces": ("/faces", "gaze_msgs/msg/FaceArray"),
 @dataclass
 class ProcessSummary:
     out: Path
-    frames: int = 0
+    images: int = 0  # image messages the bag holds on the topic
+    frames: int = 0  # ... of which processed
     faces: int = 0
     skipped: Counter = field(default_factory=Counter)  # reason → frames not processed
+    problems: List[str] = field(default_factory=list)  # parts of the bag that were not readable
 
 
 @dataclass
@@ -79,7 +81,7 @@ def process_bag(bag, out, pipeline: Pipeline, image_topic: Optional[str] = None,
     topic = choose_image_topic(reader, image_topic)
     infos = reader.topics_of_type(CAMERA_INFO)
     stages = [s for s in OUTPUTS if getattr(pipeline.config, s) is not None]
-    summary = ProcessSummary(Path(out))
+    summary = ProcessSummary(Path(out), images=reader.count([topic]), problems=reader.problems)
     with BagWriter(out, storage) as writer, tqdm(
             total=reader.count([topic]), unit="frame", desc=Path(bag).name, file=sys.stderr,
             disable=not progress) as bar:
@@ -112,17 +114,28 @@ def process_bag(bag, out, pipeline: Pipeline, image_topic: Optional[str] = None,
 
 
 def _frames(reader: BagReader, topic: str, info_topic: Optional[str]) -> Iterator[_Frame]:
-    """Decoded images of `topic` with the intrinsics of the latest CameraInfo before each."""
+    """Decoded images of `topic` with the intrinsics of the latest CameraInfo before each; a
+    message that does not decode comes without an image and with the reason."""
     msgtype = reader.topics[topic].msgtype
     image_class = message_class(msgtype)
     info_class = message_class(CAMERA_INFO)
     intrinsics = None
     for msg in reader.messages([topic] + ([info_topic] if info_topic else [])):
         if msg.topic == info_topic:
-            k = deserialize_message(msg.data, info_class).k
+            try:
+                k = deserialize_message(msg.data, info_class).k
+            except Exception as exc:  # noqa: BLE001 - rclpy raises several kinds on bad CDR
+                reader.problem(f"{info_topic} at {msg.timestamp} ns does not deserialize "
+                               f"({exc}); the previous intrinsics stay")
+                continue
             intrinsics = CameraIntrinsics.from_k(k) if k[0] > 0 else None
             continue
-        image = deserialize_message(msg.data, image_class)
+        try:
+            image = deserialize_message(msg.data, image_class)
+        except Exception as exc:  # noqa: BLE001 - as above
+            yield _Frame(msg.timestamp, msg.data, None, None, intrinsics,
+                         f"the message does not deserialize as {msgtype} ({exc})")
+            continue
         try:
             rgb, problem = _decode(msgtype, image), ""
         except ImageError as exc:

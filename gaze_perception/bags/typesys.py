@@ -59,7 +59,7 @@ def message_class(msgtype: str) -> type:
     module = pkg.replace("/", ".")
     try:
         return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError, ValueError):  # ValueError: no package in the name
         raise UnknownTypeError(f"message type '{msgtype}' is not importable here (is the "
                                f"Python package '{module}' installed and sourced?)") from None
 

@@ -1,9 +1,16 @@
 """`gaze-perception bag record|play|process|eval`: rosbag2 tools (gaze_perception/bags).
-Imports happen per command, so `--help` does not load rclpy or torch."""
+Imports happen per command, so `--help` does not load rclpy or torch.
+
+Exit codes: 0 done; 2 error (nothing or not all of it done, one line says why); 3 done, but
+some input was skipped (a damaged or missing bag file, a topic whose type is not installed
+here, an undecodable message): each skipped thing is named once, everything else was
+processed and written.
+"""
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -12,6 +19,9 @@ from pathlib import Path
 from ..bags import STORAGE_NAMES
 
 log = logging.getLogger("gaze_perception.bag")
+
+#: Exit code: finished, but some input was skipped (the same as `run`'s).
+EXIT_SKIPPED = 3
 
 
 def add_args(p) -> None:
@@ -57,9 +67,17 @@ def add_args(p) -> None:
     ev.add_argument("--match", choices=("index", "stamp"), default="index",
                     help="annotation frames are positions (file names in sorted order, eye-label "
                     "frame numbers) or stamps in seconds")
-    ev.add_argument("--iou", type=float, default=0.5, help="IoU for a correct face box")
+    ev.add_argument("--boxes", choices=("head", "face"), default="head",
+                    help="what the annotated boxes are: head boxes (VideoAttentionTarget; a "
+                    "face matches the head box it lies in) or face boxes (matched by IoU)")
+    ev.add_argument("--min-inside", type=float, metavar="SHARE",
+                    help="--boxes head: least share of a face box inside the head box "
+                    "(default 0.75)")
+    ev.add_argument("--iou", type=float, default=0.5,
+                    help="--boxes face: IoU for a correct face box")
     ev.add_argument("--gaze-iou", type=float, default=0.1,
-                    help="least IoU pairing an annotated head with a recorded face for gaze")
+                    help="--boxes face: least IoU pairing an annotated box with a recorded face "
+                    "for gaze")
     for kind in ("faces", "eyes", "gaze"):
         ev.add_argument(f"--{kind}-topic", help=f"the {kind} topic where a bag has several")
     ev.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
@@ -80,6 +98,12 @@ def _stop_event() -> threading.Event:
 
 def _record(args) -> int:
     stop = _stop_event()
+    from ..graph import node_env
+
+    # The transport `up` gives its nodes (Fast DDS with a large shared-memory segment, unless
+    # the user chose a profile): camera images are not lost in UDP fragments. Set before rclpy
+    # creates the participant.
+    os.environ.update(node_env())
     from ..bags.record import Recorder
 
     recorder = Recorder(args.out, args.topics, storage=args.storage)
@@ -100,17 +124,36 @@ def _play(args) -> int:
     from ..bags.bagfile import BagReader
     from ..bags.play import Player
 
-    player = Player(BagReader(args.bag), topics=args.topics, rate=args.rate, clock_hz=args.clock)
+    reader = BagReader(args.bag)
+    player = Player(reader, topics=args.topics, rate=args.rate, clock_hz=args.clock)
     try:
         if args.wait_for_subscribers > 0 and not player.wait_for_subscribers(
                 args.wait_for_subscribers, stop):
             log.warning("not every topic has a subscriber after %.1f s; playing anyway",
                         args.wait_for_subscribers)
-        published = player.play(stop, loop=args.loop)
+        player.play(stop, loop=args.loop)
     finally:
         player.close()
-    print(f"published {published} messages", file=sys.stderr)
-    return 0
+        skipped = [f"{t} ({m or 'type unknown'}) not played: type not installed here"
+                   for t, m in player.skipped.items()]
+        print(_closing("published", player.published, reader, args.topics, skipped),
+              file=sys.stderr)
+    return EXIT_SKIPPED if skipped or reader.problems else 0
+
+
+def _closing(verb: str, done: int, reader, topics=None, skipped=()) -> str:
+    """The last line of a command that read a bag: how many of the bag's messages it used and
+    what it skipped."""
+    held = reader.count()
+    line = f"{verb} {done} of {held} messages"
+    if topics:
+        line += f" ({reader.count(topics)} on the chosen topics)"
+    if reader.declared is not None and reader.declared > held:
+        line += f"; its metadata.yaml lists {reader.declared}"
+    problems = len(skipped) + len(reader.problems)
+    if problems:
+        line += f"; {problems} thing(s) skipped, named above"
+    return line
 
 
 def _process(args) -> int:
@@ -122,9 +165,14 @@ def _process(args) -> int:
     summary = process_bag(args.bag, args.out, pipeline, image_topic=args.image_topic,
                           storage=args.storage, batch=args.batch, heatmaps=args.heatmaps,
                           copy_images=not args.no_images, progress=not args.no_progress)
-    print(f"processed {summary.frames} frames ({summary.faces} faces, "
-          f"{sum(summary.skipped.values())} skipped) into {summary.out}", file=sys.stderr)
-    return 0
+    skipped = sum(summary.skipped.values())
+    line = (f"processed {summary.frames} of {summary.images} frames ({summary.faces} faces) "
+            f"into {summary.out}")
+    if skipped or summary.problems:
+        line += (f"; {skipped} frame(s) not processed, {len(summary.problems)} part(s) of the "
+                 "bag not readable, named above")
+    print(line, file=sys.stderr)
+    return EXIT_SKIPPED if skipped or summary.problems else 0
 
 
 def _eval(args) -> int:
@@ -134,10 +182,11 @@ def _eval(args) -> int:
     report = evaluate_bag(
         args.bag, heads=read_heads(args.annotations),
         eye_labels=read_eye_labels(args.eye_labels) if args.eye_labels else (),
-        match=args.match, iou=args.iou, gaze_iou=args.gaze_iou,
+        match=args.match, iou=args.iou, gaze_iou=args.gaze_iou, boxes=args.boxes,
+        **({} if args.min_inside is None else {"min_inside": args.min_inside}),
         topics={k: v for k in ("faces", "eyes", "gaze")
                 if (v := getattr(args, f"{k}_topic")) is not None})
     print("\n".join(report.lines()))
     if args.json:
         Path(args.json).write_text(json.dumps(report.summary(), indent=2) + "\n")
-    return 0
+    return EXIT_SKIPPED if report.skipped else 0

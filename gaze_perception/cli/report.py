@@ -1,8 +1,13 @@
 """`gaze-perception report BAG_OR_JSONL --out DIR`: per-person attention of a recorded session
-as a CSV, PNG plots and one HTML page."""
+as a CSV, PNG plots and one HTML page.
+
+Of a damaged bag the report covers what is intact; the parts that were skipped are named in
+the report's notes and on the terminal, and the exit code is 3 (as `bag`'s, see cli/bag.py)."""
 from __future__ import annotations
 
 from pathlib import Path
+
+from .bag import EXIT_SKIPPED
 
 
 def add_args(p) -> None:
@@ -22,14 +27,17 @@ def main(args) -> int:
     from ..core.config import load_pipeline_config
 
     attention = (load_pipeline_config(args.config).graph.attention or {}) if args.config else {}
-    frames = list(read_frames(args.input))
+    skipped = []
+    frames = list(read_frames(args.input, skipped))
     if not frames:
-        raise ValueError(f"'{args.input}' holds no frames")
+        raise ValueError(f"'{args.input}' holds no frames"
+                         + (f" that could be read ({'; '.join(skipped)})" if skipped else ""))
     session = analyse(frames, Regions(attention.get("regions")),
                       min_inout=float(attention.get("min_inout", 0.5)), fps=args.fps,
                       max_frame_gap=float(attention.get("max_frame_gap", 1.0)))
+    session.notes.extend(f"skipped (not in this report): {s}" for s in skipped)
     paths = write_report(session, args.out, title=f"Attention: {Path(args.input).name}")
     for note in session.notes:
         print(f"note: {note}")
     print(f"{len(session.tracks)} people over {session.length:.1f} s; report: {paths['html']}")
-    return 0
+    return EXIT_SKIPPED if skipped else 0
