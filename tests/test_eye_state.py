@@ -20,8 +20,8 @@ from gaze_perception.models.eye_decision import decide
 from gaze_perception.models.eye_state import (EyeModelMeta, create_eye_model, load_eye_model,
                                               to_tensor)
 from gaze_perception.models.state_dict import save_checkpoint
-from gaze_perception.training import data as ds
-from gaze_perception.training import loop
+from gaze_perception.training.eyes import data as ds
+from gaze_perception.training.eyes import train as loop
 
 REPO = Path(__file__).resolve().parents[1]
 SPLIT = REPO / "weights" / "eye_state" / "split_test.txt"
@@ -322,6 +322,6 @@ def test_cli_module_does_not_import_torch():
     """The CLI builds its parser from this module at every start; torch must stay lazy."""
     import subprocess
     import sys
-    code = ("import sys, gaze_perception.training.eye_state; "
+    code = ("import sys, gaze_perception.training.eyes.cli; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0

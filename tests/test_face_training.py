@@ -14,14 +14,14 @@ from gaze_perception.cli.main import main
 from gaze_perception.core import weights
 from gaze_perception.models.mtcnn import ONet, PNet, RNet
 from gaze_perception.models.state_dict import load_strict
-from gaze_perception.training.data import DataError
-from gaze_perception.training.face_data import ImageFaces, merge, read_boxes, read_landmarks
-from gaze_perception.training.face_eval import (Detections, average_precision,
+from gaze_perception.training.errors import DataError
+from gaze_perception.training.faces.data import ImageFaces, merge, read_boxes, read_landmarks
+from gaze_perception.training.faces.evaluate import (Detections, average_precision,
                                                 normalised_point_error)
 from gaze_perception.core.boxes import iou_matrix
-from gaze_perception.training.face_samples import (LANDMARK, NEG, PART, POS, SampleConfig,
+from gaze_perception.training.faces.samples import (LANDMARK, NEG, PART, POS, SampleConfig,
                                                    generate, image_samples)
-from gaze_perception.training.face_train import STAGES, LossConfig, evaluate, flip, losses
+from gaze_perception.training.faces.train import STAGES, LossConfig, evaluate, flip, losses
 
 # facenet-pytorch's MTCNN on the astronaut (as in test_mtcnn.py)
 ASTRO_BOX = (181.05, 62.16, 267.75, 172.05)

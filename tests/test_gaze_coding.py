@@ -17,10 +17,10 @@ from gaze_perception.core.gaze_coding import (AWAY, LEFT, NO_FACE, RIGHT, FrameC
                                               TransitionError, read_illegal_transitions,
                                               select_infant)
 from gaze_perception.core.types import Face
-from gaze_perception.training.coding_data import DataError, read_codes
-from gaze_perception.training.coding_metrics import (cohen_kappa, compare_codings,
+from gaze_perception.training.gaze_coding.data import DataError, read_codes
+from gaze_perception.metrics.agreement import (cohen_kappa, compare_codings,
                                                      percent_agreement)
-from gaze_perception.training.metrics import confusion_matrix
+from gaze_perception.metrics.classification import confusion_matrix
 
 CLIPS = "data/lookit_infant_clips"
 FACE = Face(10, 10, 50, 50)

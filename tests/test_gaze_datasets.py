@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gaze_perception.training import gaze_augment as ga
-from gaze_perception.training.data import DataError
-from gaze_perception.training.gaze_data import group_frames, load_image, read_gazefollow, read_vat
+from gaze_perception.training.gaze_target import augment as ga
+from gaze_perception.training.errors import DataError
+from gaze_perception.training.gaze_target.data import group_frames, load_image, read_gazefollow, read_vat
 
 W, H = 96, 64  # image size of the tiny datasets
 

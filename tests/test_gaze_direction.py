@@ -14,7 +14,7 @@ from gaze_perception.core.gaze_direction import (angles_to_vector, angular_error
                                                  face_grid, vector_to_angles)
 from gaze_perception.core.types import Face
 from gaze_perception.models.gaze_direction import AngleBins, L2CSNet, l2cs_loss
-from gaze_perception.training.direction_data import grid_from_cells
+from gaze_perception.training.gaze_direction.data import grid_from_cells
 
 
 # -- conventions and metrics ------------------------------------------------------------------

@@ -9,11 +9,11 @@ import sys
 
 #: `train` / `eval` targets: module providing add_{train,eval}_args(p) and {train,eval}_main(args)
 TASKS = {
-    "eye-state": "gaze_perception.training.eye_state",
-    "face-detector": "gaze_perception.training.face_detector",
-    "gaze-target": "gaze_perception.training.gaze_target",
-    "gaze-direction": "gaze_perception.training.gaze_direction",
-    "gaze-coding": "gaze_perception.training.gaze_coding",
+    "eye-state": "gaze_perception.training.eyes.cli",
+    "face-detector": "gaze_perception.training.faces.cli",
+    "gaze-target": "gaze_perception.training.gaze_target.cli",
+    "gaze-direction": "gaze_perception.training.gaze_direction.cli",
+    "gaze-coding": "gaze_perception.training.gaze_coding.cli",
 }
 
 

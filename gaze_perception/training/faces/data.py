@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, Tuple
 import cv2
 import numpy as np
 
-from .data import DataError
+from ..errors import DataError
 
 
 @dataclass

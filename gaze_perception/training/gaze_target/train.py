@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..models.gazelle import GazeLLE, preprocess
-from .gaze_augment import augment, augment_box, gaussian_heatmap
-from .gaze_data import GazeSample, load_image
-from .gaze_features import FeatureCache, FeatureSource, autocast
+from ...models.gazelle import GazeLLE, preprocess
+from .augment import augment, augment_box, gaussian_heatmap
+from .data import GazeSample, load_image
+from .features import FeatureCache, FeatureSource, autocast
 
 log = logging.getLogger(__name__)
 

@@ -6,24 +6,21 @@ crops are tiny and an in-memory array feeds a CPU far faster than per-file loadi
 from __future__ import annotations
 
 import csv
-import random
 import re
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Iterable, List, Optional, Sequence, Set
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import DataError
+from ..splits import split  # noqa: F401  (eye-state data: split by group, else by class)
+
 #: spellings accepted for the two fixed classes (compared case-insensitively)
 ALIASES = {"open": "open", "opened": "open", "closed": "closed", "close": "closed"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used as given; the message names the file, line or folder."""
 
 
 @dataclass(frozen=True)
@@ -137,42 +134,6 @@ def select(samples: List[Sample], only: Optional[Set[str]] = None,
                             f"(first: {unknown[:3]})")
     return [s for s in samples if (only is None or s.name in only)
             and (exclude is None or s.name not in exclude)]
-
-
-def split(samples: Sequence[Sample], val_fraction: float,
-          seed: int) -> Tuple[List[Sample], List[Sample]]:
-    """(train, val), seeded. With groups, whole groups go to validation (group-disjoint, so no
-    person is in both); without, each class is split in proportion (stratified)."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"validation fraction must lie in [0, 1), got {val_fraction}")
-    if val_fraction == 0.0:
-        return list(samples), []
-    rng = random.Random(seed)
-    if samples and samples[0].group is not None:
-        sizes = Counter(s.group for s in samples)
-        groups = sorted(sizes)
-        if len(groups) < 2:
-            raise DataError(f"a group-disjoint split needs at least two groups, got {groups}")
-        rng.shuffle(groups)
-        val_groups, n_val = set(), 0
-        for g in groups[:-1]:  # leave at least one group for training
-            if n_val >= val_fraction * len(samples):
-                break
-            val_groups.add(g)
-            n_val += sizes[g]
-        is_val = [s.group in val_groups for s in samples]
-    else:
-        by_class = defaultdict(list)
-        for i, s in enumerate(samples):
-            by_class[s.label].append(i)
-        val_idx: Set[int] = set()
-        for label in sorted(by_class):
-            idx = by_class[label]
-            rng.shuffle(idx)
-            val_idx.update(idx[:round(val_fraction * len(idx))])
-        is_val = [i in val_idx for i in range(len(samples))]
-    return ([s for s, v in zip(samples, is_val) if not v],
-            [s for s, v in zip(samples, is_val) if v])
 
 
 def load_images(samples: Iterable[Sample], size: int, channels: int) -> np.ndarray:

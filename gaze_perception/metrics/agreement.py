@@ -8,7 +8,7 @@ from typing import Dict, Mapping
 import numpy as np
 
 from ..core.gaze_coding import GAZE_CLASSES, NO_FACE, is_gaze
-from .metrics import confusion_matrix
+from .classification import confusion_matrix
 
 
 def percent_agreement(cm: np.ndarray) -> float:

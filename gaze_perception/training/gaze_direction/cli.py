@@ -2,7 +2,7 @@
 
 `--model l2cs` (default) learns yaw and pitch from an angle CSV; `--model itracker` learns the
 gaze point in cm from GazeCapture-style sessions (formats and dataset conversions:
-`training.direction_data`). Training writes to `--out`: `best.pt` (best validation: lowest
+`training.gaze_direction.data`). Training writes to `--out`: `best.pt` (best validation: lowest
 mean angular error, or lowest mean distance in cm), `last.pt`, `metrics.csv` and
 `tensorboard/`; both checkpoints load into the `l2cs` / `itracker` backends. Torch is imported
 inside the commands so that the CLI starts fast.
@@ -18,8 +18,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ..core.gaze_direction import angles_to_vector, angular_error_deg
-from .data import DataError
+from ...core.gaze_direction import angles_to_vector, angular_error_deg
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def point_figures(pred_cm: np.ndarray, true_cm: np.ndarray) -> Dict[str, float]:
 
 # -- data --------------------------------------------------------------------------------------
 def _angle_samples(args, limit: float) -> List:
-    from . import direction_data as dd
+    from . import data as dd
 
     samples = dd.read_angle_csv(args.data, args.image_root, args.units)
     kept = [s for s in samples if abs(s.yaw) < limit and abs(s.pitch) < limit]
@@ -127,7 +127,7 @@ def _angle_samples(args, limit: float) -> List:
 
 def _capture_split(samples: List, val_fraction: float, seed: int):
     """GazeCapture's own split when info.json gives one, else a session-disjoint split."""
-    from . import direction_data as dd
+    from . import data as dd
 
     if any(s.split for s in samples):
         train = [s for s in samples if s.split == "train"]
@@ -150,9 +150,9 @@ class _Line(NamedTuple):
 
 
 def _line(args) -> _Line:
-    from ..models.gaze_direction import ITrackerMeta, L2CSMeta
-    from . import direction_data as dd
-    from . import direction_fit as fit
+    from ...models.gaze_direction import ITrackerMeta, L2CSMeta
+    from . import data as dd
+    from . import train as fit
 
     if args.model == "l2cs":
         count, width = args.bins
@@ -178,10 +178,10 @@ def _line(args) -> _Line:
 def train_main(args) -> int:
     import torch
 
-    from ..core.device import resolve_device
-    from ..models.gaze_direction import build_model
-    from ..models.state_dict import save_checkpoint
-    from .crop_loop import FitSettings, fit, predict
+    from ...core.device import resolve_device
+    from ...models.gaze_direction import build_model
+    from ...models.state_dict import save_checkpoint
+    from ..crop_loop import FitSettings, fit, predict
 
     device = resolve_device(args.device)
     line = _line(args)
@@ -213,11 +213,11 @@ def train_main(args) -> int:
 
 
 def eval_main(args) -> int:
-    from ..core.device import resolve_device
-    from ..models.gaze_direction import load_direction_model
-    from . import direction_data as dd
-    from . import direction_fit as fit
-    from .crop_loop import predict
+    from ...core.device import resolve_device
+    from ...models.gaze_direction import load_direction_model
+    from . import data as dd
+    from . import train as fit
+    from ..crop_loop import predict
 
     device = resolve_device(args.device)
     model, meta = load_direction_model(args.weights, args.model, device=device)

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..core.types import Face
-from ..metrics import gaze_following as gm
-from .gaze_data import GazeSample, group_frames, load_image
-from .gaze_features import FeatureSource, autocast
+from ...core.types import Face
+from ...metrics import gaze_following as gm
+from .data import GazeSample, group_frames, load_image
+from .features import FeatureSource, autocast
 
 #: frames -> (heatmaps (people, 64, 64), in/out (people,) or None without an in/out head)
 Predictor = Callable[[List[List[GazeSample]]], Tuple[np.ndarray, Optional[np.ndarray]]]

@@ -46,11 +46,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..core.face_crops import crop_square
-from ..core.gaze_direction import GRID
-from ..core.sources import SourceError, read_rgb
-from . import data as ds
-from .data import DataError
+from ...core.face_crops import crop_square
+from ...core.gaze_direction import GRID
+from ...core.sources import SourceError, read_rgb
+from ..splits import split_indices
+from ..errors import DataError
 
 Box = Tuple[float, float, float, float]
 T = TypeVar("T")
@@ -248,7 +248,6 @@ class CaptureDataset(Dataset):
 def split(items: Sequence[T], groups: Sequence[Optional[str]], val_fraction: float,
           seed: int) -> Tuple[List[T], List[T]]:
     """(train, val): whole groups go to validation when groups are given, else a random share
-    (`training.data.split` does the work)."""
-    proxies = [ds.Sample(str(i), Path(), 0, g) for i, g in enumerate(groups)]
-    train, val = ds.split(proxies, val_fraction, seed)
-    return [items[int(s.name)] for s in train], [items[int(s.name)] for s in val]
+    (`training.splits` does the work)."""
+    train, val = split_indices([0] * len(items), groups, val_fraction, seed)
+    return [items[i] for i in train], [items[i] for i in val]

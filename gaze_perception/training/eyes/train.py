@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..models.eye_state import EyeModelMeta, normalize
-from .crop_loop import jitter
-from .metrics import confusion_matrix
+from ...models.eye_state import EyeModelMeta, normalize
+from ..crop_loop import jitter
+from ...metrics.classification import confusion_matrix
 
 MAX_ROTATION = math.radians(10)  # residual roll after landmark alignment
 MAX_ZOOM = 0.1                   # crop-scale mismatch between landmark detectors

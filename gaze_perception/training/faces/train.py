@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.mtcnn import ONet, PNet, RNet
-from . import metrics
-from .face_eval import normalised_point_error
-from .face_samples import LANDMARK, NEG, PART, POS, Samples
+from ...models.mtcnn import ONet, PNet, RNet
+from ...metrics import classification as metrics
+from .evaluate import normalised_point_error
+from .samples import LANDMARK, NEG, PART, POS, Samples
 
 #: network class and crop side per stage
 STAGES = {"pnet": (PNet, 12), "rnet": (RNet, 24), "onet": (ONet, 48)}

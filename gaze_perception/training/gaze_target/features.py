@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..models.dinov2 import DinoV2
-from ..models.gazelle import preprocess
-from .gaze_data import GazeSample, load_image
+from ...models.dinov2 import DinoV2
+from ...models.gazelle import preprocess
+from .data import GazeSample, load_image
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):

@@ -18,12 +18,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..core.eye_crops import DEFAULT_SCALE
-from ..models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, check_thresholds,
-                                   decide)
+from ...core.eye_crops import DEFAULT_SCALE
+from ...models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, check_thresholds,
+                                    decide)
 from . import data as ds
-from . import metrics
-from .run_log import RunLog, resumed_settings
+from ...metrics import classification as metrics
+from ..run_log import RunLog, resumed_settings
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def _new_model(cfg: Dict, classes: List[str], x_train):
     """Untrained model (seeded) whose meta carries the training pixels' mean and std."""
     import torch
 
-    from ..models.eye_state import EyeModelMeta, build_model
+    from ...models.eye_state import EyeModelMeta, build_model
 
     pixels = x_train.float() / 255.0
     meta = EyeModelMeta(arch=cfg["arch"], classes=classes, in_chans=cfg["channels"],
@@ -155,10 +155,10 @@ def _new_model(cfg: Dict, classes: List[str], x_train):
 def train_main(args) -> int:
     import torch
 
-    from ..core.device import resolve_device
-    from ..models.eye_state import EyeModelMeta, build_model, to_nchw
-    from ..models.state_dict import model_from_checkpoint, read_checkpoint, save_checkpoint
-    from . import loop
+    from ...core.device import resolve_device
+    from ...models.eye_state import EyeModelMeta, build_model, to_nchw
+    from ...models.state_dict import model_from_checkpoint, read_checkpoint, save_checkpoint
+    from . import train as loop
 
     resumed = read_checkpoint(args.resume, "eye-state") if args.resume else None
     if resumed is not None and "config" not in resumed:
@@ -239,9 +239,9 @@ def train_main(args) -> int:
 
 
 def eval_main(args) -> int:
-    from ..core.device import resolve_device
-    from ..models.eye_state import load_eye_model, to_nchw
-    from .loop import predict
+    from ...core.device import resolve_device
+    from ...models.eye_state import load_eye_model, to_nchw
+    from .train import predict
 
     check_thresholds(args.threshold, args.unknown_below)
     device = resolve_device(args.device)

@@ -21,9 +21,9 @@ from typing import Dict, Optional
 import numpy as np
 import yaml
 
-from ..core import weights
-from .data import DataError
-from .run_log import append_row
+from ...core import weights
+from ..errors import DataError
+from ..run_log import append_row
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,10 @@ def _check_train_args(args) -> None:
 def train_main(args) -> int:
     import torch
 
-    from ..core.device import resolve_device
-    from . import face_data, face_samples, face_train
+    from ...core.device import resolve_device
+    from . import data as face_data
+    from . import samples as face_samples
+    from . import train as face_train
 
     _check_train_args(args)
     loss_cfg = face_train.LossConfig(
@@ -206,7 +208,7 @@ def _miner(args, device):
     """
     import torch
 
-    from ..backends.mtcnn import MTCNNDetector
+    from ...backends.mtcnn import MTCNNDetector
 
     wdir = args.mining_weights
     if wdir is None and (args.out / "manifest.yaml").is_file():
@@ -228,7 +230,7 @@ def _miner(args, device):
 
 
 def _load_init(net, spec: str) -> None:
-    from ..models.state_dict import load_strict
+    from ...models.state_dict import load_strict
 
     path = weights.locate(spec, what="--init weights")
     load_strict(net, weights.load_state_dict(path), f"--init '{path}'")
@@ -263,8 +265,9 @@ def _install(out: Path, stage: str, state, source: str) -> Path:
 
 
 def eval_main(args) -> int:
-    from .. import registry
-    from . import face_data, face_eval
+    from ... import registry
+    from . import data as face_data
+    from . import evaluate as face_eval
 
     boxes = args.boxes or args.data / "boxes.txt"
     dataset = face_data.read_boxes(boxes)

@@ -1,6 +1,6 @@
 """`gaze-perception train gaze-coding` and `eval gaze-coding`.
 
-Training reads a folder of labelled clips (`training.coding_data`), detects and picks the
+Training reads a folder of labelled clips (`training.gaze_coding.data`), detects and picks the
 infant's face in every labelled frame once, keeps the crops in memory, and trains the
 classifier; validation holds out whole clips (or, with a single clip, a stratified share of
 its frames). `--out` receives `best.pt` (the epoch with the best validation Cohen's kappa),
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli.code_video import add_detector_args, make_detector
-from ..core.gaze_coding import GAZE_CLASSES, LEFT, RIGHT, SELECTIONS
-from . import coding_data as cd
-from .coding_metrics import cohen_kappa, compare_codings, percent_agreement
-from .metrics import confusion_matrix, format_confusion
+from ...backends.detector_choice import add_detector_args, make_detector
+from ...core.gaze_coding import GAZE_CLASSES, LEFT, RIGHT, SELECTIONS
+from . import data as cd
+from ...metrics.agreement import cohen_kappa, compare_codings, percent_agreement
+from ...metrics.classification import confusion_matrix, format_confusion
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ def _loss_of(meta, weight, augment: bool):
     import torch
     import torch.nn.functional as F
 
-    from ..models.face_crop import normalize
-    from .crop_loop import jitter, random_flips
+    from ...models.face_crop import normalize
+    from ..crop_loop import jitter, random_flips
 
     swap = torch.arange(len(GAZE_CLASSES))
     swap[LEFT], swap[RIGHT] = RIGHT, LEFT
@@ -96,11 +96,11 @@ def _figures(labels: np.ndarray, probs: np.ndarray) -> dict:
 def train_main(args) -> int:
     import torch
 
-    from ..core.device import resolve_device
-    from ..models.face_crop import normalize
-    from ..models.gaze_coding import CodingMeta, build_model
-    from ..models.state_dict import save_checkpoint
-    from .crop_loop import FitSettings, TensorDataset, fit, predict
+    from ...core.device import resolve_device
+    from ...models.face_crop import normalize
+    from ...models.gaze_coding import CodingMeta, build_model
+    from ...models.state_dict import save_checkpoint
+    from ..crop_loop import FitSettings, TensorDataset, fit, predict
 
     device = resolve_device(args.device)
     if args.every < 1:

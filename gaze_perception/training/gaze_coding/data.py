@@ -23,12 +23,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..core.face_crops import CropError, crop_square
-from ..core.gaze_coding import AWAY, LEFT, NO_FACE, RIGHT, is_gaze, select_infant
-from ..core.sources import VIDEO_EXTS, FrameSource, batched
-from ..core.types import Face
-from . import data as ds
-from .data import DataError
+from ...core.face_crops import CropError, crop_square
+from ...core.gaze_coding import AWAY, LEFT, NO_FACE, RIGHT, is_gaze, select_infant
+from ...core.sources import VIDEO_EXTS, FrameSource, batched
+from ...core.types import Face
+from ..splits import split_indices
+from ..errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,5 @@ def split_crops(crops: Crops, val_fraction: float, seed: int
     """(train indices, val indices): whole clips go to validation when there are several,
     else a class-stratified share of the frames."""
     groups = crops.groups if len(set(crops.groups)) > 1 else [None] * len(crops.groups)
-    proxies = [ds.Sample(str(i), Path(), int(label), g)
-               for i, (label, g) in enumerate(zip(crops.labels, groups))]
-    train, val = ds.split(proxies, val_fraction, seed)
-    return (np.array([int(s.name) for s in train], np.int64),
-            np.array([int(s.name) for s in val], np.int64))
+    train, val = split_indices(crops.labels, groups, val_fraction, seed)
+    return np.array(train, np.int64), np.array(val, np.int64)

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.face_crop import normalize
-from ..models.gaze_direction import ITrackerMeta, L2CSMeta, l2cs_loss
-from .crop_loop import jitter, random_flips
+from ...models.face_crop import normalize
+from ...models.gaze_direction import ITrackerMeta, L2CSMeta, l2cs_loss
+from ..crop_loop import jitter, random_flips
 
 Batch = Dict[str, torch.Tensor]
 

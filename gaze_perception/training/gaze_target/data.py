@@ -17,8 +17,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..core.head_boxes import AnnotationError, read_vat_rows
-from .data import DataError
+from ...core.head_boxes import AnnotationError, read_vat_rows
+from ..errors import DataError
 
 DATASETS = ("gazefollow", "vat")
 NAMES = {"gazefollow": "GazeFollow", "vat": "VideoAttentionTarget"}

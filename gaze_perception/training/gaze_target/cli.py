@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-from .data import DataError
-from .gaze_data import DATASETS, NAMES, VAT_BOX_SMOOTHING, read_split
-from .run_log import RunLog, resumed_settings
+from ..errors import DataError
+from .data import DATASETS, NAMES, VAT_BOX_SMOOTHING, read_split
+from ..run_log import RunLog, resumed_settings
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,8 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def eval_main(args) -> int:
-    from ..backends.gazelle import GazeLLEBackend
-    from .gaze_eval import backend_predictor, evaluate, format_report
+    from ...backends.gazelle import GazeLLEBackend
+    from .evaluate import backend_predictor, evaluate, format_report
 
     variant = args.variant or COMMON["variant"]
     smoothing = VAT_BOX_SMOOTHING if args.box_smoothing is None else args.box_smoothing
@@ -135,10 +135,10 @@ def eval_main(args) -> int:
 def train_main(args) -> int:
     import torch
 
-    from ..core.device import resolve_device
-    from .gaze_eval import BEST, eval_line, evaluate, model_predictor
-    from ..models.state_dict import save_atomic
-    from .gaze_train import TrainSet, loader, param_groups, set_epoch_lr, train_epoch
+    from ...core.device import resolve_device
+    from .evaluate import BEST, eval_line, evaluate, model_predictor
+    from ...models.state_dict import save_atomic
+    from .train import TrainSet, loader, param_groups, set_epoch_lr, train_epoch
 
     state_path = args.out / STATE_FILE
     saved = None
@@ -243,8 +243,8 @@ def _splits(cfg: Dict):
 def _build_model(cfg: Dict, resume_from: Optional[Path]):
     """Gaze-LLE with the frozen backbone and the decoder to train (in/out head for VAT): the
     resumed run's decoder, else the --weights decoder, else a fresh one."""
-    from ..core.weights import default_weights_dir, load_state_dict, locate
-    from ..models.gazelle import create_gazelle, load_decoder_state_dict
+    from ...core.weights import default_weights_dir, load_state_dict, locate
+    from ...models.gazelle import create_gazelle, load_decoder_state_dict
 
     wdir = default_weights_dir()
     variant = cfg["variant"]
@@ -273,9 +273,9 @@ def _build_model(cfg: Dict, resume_from: Optional[Path]):
 
 def _features(model, cfg: Dict, backbone_file: Path, root: Path, device, amp, samples):
     """The feature source, with its cache filled when --cache-features is set."""
-    from ..core.weights import sha256_of
-    from ..models.gazelle import IN_SIZE
-    from .gaze_features import FeatureCache, FeatureSource
+    from ...core.weights import sha256_of
+    from ...models.gazelle import IN_SIZE
+    from .features import FeatureCache, FeatureSource
 
     cache = None
     if cfg["cache_features"]:

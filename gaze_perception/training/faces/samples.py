@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..core.boxes import iou_matrix
-from .face_data import ImageFaces, read_rgb
+from ...core.boxes import iou_matrix
+from .data import ImageFaces, read_rgb
 
 NEG, POS, PART, LANDMARK = 0, 1, 2, 3
 KINDS = ("negative", "positive", "part", "landmark")

@@ -15,9 +15,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..core.boxes import iou_matrix
-from ..core.types import Face
-from .face_data import ImageFaces, read_rgb
+from ...core.boxes import iou_matrix
+from ...core.types import Face
+from .data import ImageFaces, read_rgb
 
 IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
