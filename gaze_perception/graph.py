@@ -59,14 +59,17 @@ STAGE_NODES = {"faces": "face_detector", "eyes": "eye_state", "gaze": "gaze_targ
 
 
 def node_specs(config, image_topic: str = "", namespace: str = "", device: str = "",
-               reliability: str = "", source: Optional[Dict[str, object]] = None
-               ) -> List[NodeSpec]:
+               reliability: str = "", source: Optional[Dict[str, object]] = None,
+               threads: int = 0) -> List[NodeSpec]:
     """The ROS graph of a pipeline config: a `source` node when the config or `source` names
     one, one node per configured stage, and the `attention` node when the config has
     `attention:`. Every node gets the config's namespace and remappings; `namespace` and
     `image_topic` override them, `source` overrides parameters of the config's source. The
     face node takes its backend parameters as ROS parameters; the eye and gaze nodes as a JSON
-    `backend_params`."""
+    `backend_params`. Each stage node gets `threads` torch/OpenCV threads (0 = auto: the
+    cores divided among the stage nodes, core/threads.py); source and attention take one."""
+    from .core.threads import resolve_threads
+
     graph = config.graph
     ns = namespace or graph.namespace
     remap = dict(graph.remappings)
@@ -82,6 +85,8 @@ def node_specs(config, image_topic: str = "", namespace: str = "", device: str =
         return NodeSpec(executable, namespace=ns, parameters={**params, **common},
                         remappings=dict(remap))
 
+    stages = [s for s in STAGE_NODES if getattr(config, s) is not None]
+    stage_threads = resolve_threads(threads, len(stages))
     specs = []
     for stage, executable in STAGE_NODES.items():
         st = getattr(config, stage)
@@ -98,6 +103,7 @@ def node_specs(config, image_topic: str = "", namespace: str = "", device: str =
                 params.update({f"tracking_{k}": v for k, v in config.tracking.as_dict().items()})
         else:
             params["backend_params"] = json.dumps(st.params)
+        params["threads"] = stage_threads
         specs.append(spec(executable, params))
     source_params = {**(graph.source or {}), **(source or {})}
     if source_params:  # first in the list; it waits until the stage nodes listen

@@ -1,5 +1,5 @@
 """ros2 launch gaze_perception gaze_perception.launch.py [config:=classroom] [image:=/camera/image_raw]
-[autostart:=false]
+[autostart:=false] [threads:=N]
 
 Builds the graph from the same pipeline YAML as `gaze-perception run` / `demo` (config/), so the
 YAML is the one place a pipeline is described.
@@ -16,7 +16,8 @@ from gaze_perception.graph import node_specs
 def _nodes(context):
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     specs = node_specs(load_pipeline_config(arg("config") or None), image_topic=arg("image"),
-                       namespace=arg("namespace"), device=arg("device"))
+                       namespace=arg("namespace"), device=arg("device"),
+                       threads=int(arg("threads") or 0))
     managed = arg("autostart").lower() in ("false", "0", "no")
     return [Node(package="gaze_perception", executable=s.executable, namespace=s.namespace,
                  parameters=[{**s.parameters, "autostart": False} if managed else s.parameters],
@@ -32,6 +33,9 @@ def generate_launch_description(default_config: str = "default"):
         DeclareLaunchArgument("namespace", default_value="",
                               description="node namespace; empty = the config's"),
         DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda[:N]"),
+        DeclareLaunchArgument("threads", default_value="0",
+                              description="torch/OpenCV threads per model node; 0 = the "
+                                          "cores divided among them"),
         DeclareLaunchArgument("autostart", default_value="true",
                               description="false: nodes wait unconfigured for a lifecycle "
                                           "manager (e.g. nav2's lifecycle_manager)"),

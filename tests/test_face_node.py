@@ -18,8 +18,9 @@ REF_LANDMARKS = [(205.01, 101.73), (246.76, 103.71), (224.67, 128.96), (201.72, 
 
 @pytest.fixture(scope="module")
 def graph():
-    spec = NodeSpec("face_detector", parameters={"device": "cpu", "image_reliability": "reliable"})
-    with running_graph([spec], ["faces"]) as (client, procs):
+    spec = NodeSpec("face_detector", parameters={"device": "cpu", "image_reliability": "reliable",
+                                                 "threads": 2})
+    with running_graph([spec], ["faces", "/diagnostics"]) as (client, procs):
         time.sleep(0.3)
         yield client, procs[0]
 
@@ -45,6 +46,20 @@ def test_astronaut_face_over_dds(graph, astronaut):
     np.testing.assert_allclose(faces[0].landmarks, REF_LANDMARKS, atol=1.5)
     assert abs(faces[0].score - 0.99999774) < 1e-3
     assert faces[0].head_pose is not None
+
+
+def test_the_node_runs_with_the_threads_it_was_given(graph):
+    """`threads: 2` against OMP_NUM_THREADS=1 of the test environment: torch and OpenCV in the
+    node process report 2 (read back there, published in /diagnostics)."""
+    client, _ = graph
+    end = time.monotonic() + 10
+    values = {}
+    while time.monotonic() < end and "threads_torch" not in values:
+        diag = client.latest("/diagnostics")
+        values = {kv.key: kv.value for kv in diag.status[0].values} if diag else {}
+        time.sleep(0.1)
+    assert values.get("threads_torch") == "2", values
+    assert values.get("threads_opencv") == "2", values
 
 
 def test_bgr8_and_rgb8_give_the_same_boxes(graph, astronaut):

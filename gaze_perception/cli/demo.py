@@ -21,6 +21,9 @@ def add_args(p) -> None:
     p.add_argument("--out", default="demo_out", help="folder for annotated images and the report")
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N]")
     p.add_argument("--frames", type=int, default=20, help="frames to publish")
+    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per model "
+                   "node; 0 (default) = auto: OMP_NUM_THREADS if set, else the cores divided "
+                   "among the stage nodes")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the graph")
 
 
@@ -53,7 +56,7 @@ def main(args) -> int:
     from . import report
 
     config = load_pipeline_config(args.config)
-    specs = node_specs(config, device=args.device, reliability="reliable")
+    specs = node_specs(config, device=args.device, reliability="reliable", threads=args.threads)
     ns = specs[0].namespace
     image_topic = specs[0].remappings.get("image", "image")
     topics = {s: _topic(ns, t) for s, t in STAGE_TOPICS.items() if getattr(config, s) is not None}

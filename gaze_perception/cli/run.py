@@ -18,6 +18,8 @@ def add_args(p) -> None:
                    "(file,xmin,ymin,xmax,ymax[,...]); repeat for each person")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--batch", type=int, default=1, help="frames per backend call")
+    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads; 0 (default) = "
+                   "auto: OMP_NUM_THREADS if set, else every core")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -29,7 +31,9 @@ def main(args) -> int:
     from ..core.pipeline import Pipeline
     from ..core.head_boxes import read_head_boxes
     from ..core.sources import FrameSource, batched
+    from ..core.threads import apply_threads
 
+    apply_threads(args.threads)
     source = FrameSource(args.source)
     given = read_head_boxes(args.faces) if args.faces else None
     config = load_pipeline_config(args.config)

@@ -17,6 +17,9 @@ def add_args(p) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--image-reliability", default="", choices=["", "best_effort", "reliable"],
                    help="image subscriptions (reliable for bag replay; default: best_effort)")
+    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per model "
+                   "node; 0 (default) = auto: OMP_NUM_THREADS if set, else the cores divided "
+                   "among the stage nodes")
     src = p.add_argument_group("source node (overrides the config's `source:`)")
     src.add_argument("--source", help="camera index, video file, image folder, image or URL")
     src.add_argument("--rate", type=float, help="frames per second (default: the source's own)")
@@ -37,7 +40,8 @@ def specs_for(args):
 
     return node_specs(load_pipeline_config(args.config), image_topic=args.image,
                       namespace=args.namespace, device=args.device,
-                      reliability=args.image_reliability, source=source_overrides(args))
+                      reliability=args.image_reliability, source=source_overrides(args),
+                      threads=args.threads)
 
 
 def _interrupt(signum, frame):

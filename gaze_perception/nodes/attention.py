@@ -48,6 +48,7 @@ class StampJoin:
 
 
 class AttentionNode(PerceptionNode):
+    MODEL_NODE = False  # `threads: 0` = one thread
     PARAMS = {
         "regions": ("{}", "regions of interest as JSON {name: [[x, y], ...]}, image pixels",
                     _regions_ok),

@@ -21,6 +21,7 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, Image
 
 from ..core.image import ImageError
+from ..core.threads import STANDARD_MODEL_PROCESSES, apply_threads, current_threads
 from ..core.types import CameraIntrinsics
 from .convert import image_to_rgb, rgb_to_image
 
@@ -71,9 +72,15 @@ class PerceptionNode(LifecycleNode):
         "autostart": (True, "configure and activate at start-up; false: stay unconfigured "
                       "until a lifecycle manager (or `ros2 lifecycle set`) drives the node",
                       None),
+        "threads": (0, "torch and OpenCV intra-op threads; 0 = auto: OMP_NUM_THREADS if set, "
+                    "else the cores divided among the graph's model nodes (core/threads.py)",
+                    lambda v: None if v >= 0 else "must be >= 0 (0 = auto)"),
     }
     #: restart-only parameters: changing them at run time is refused with a reason
-    READ_ONLY = ("device", "image_reliability", "autostart")
+    READ_ONLY = ("device", "image_reliability", "autostart", "threads")
+    #: whether the node runs a model: `threads: 0` then shares the cores with the standard
+    #: graph's other stage nodes; other nodes (source, attention) take one thread
+    MODEL_NODE = True
 
     def __init__(self, name: str, **kwargs):
         super().__init__(name, **kwargs)
@@ -84,6 +91,8 @@ class PerceptionNode(LifecycleNode):
             if validator:
                 self._validators[pname] = validator
         self.add_on_set_parameters_callback(self._validate_params)
+        self.threads = apply_threads(self.param("threads") or (0 if self.MODEL_NODE else 1),
+                                     STANDARD_MODEL_PROCESSES)
         self.stats = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0,
                       "last_ms": 0.0, "last_error": ""}
         self._latest: Optional[tuple] = None
@@ -285,6 +294,7 @@ class PerceptionNode(LifecycleNode):
             message = f"{state}: " + (s["last_error"] if failed else "not processing")
         values = {k: str(v) for k, v in s.items()}
         values["lifecycle_state"] = state
+        values.update({f"threads_{k}": str(v) for k, v in current_threads().items()})
         if state in ("inactive", "active"):
             values.update(self.diagnostic_values())
         arr = DiagnosticArray()

@@ -45,6 +45,7 @@ def _captured(cap: cv2.VideoCapture) -> Iterator:
 
 
 class SourceNode(PerceptionNode):
+    MODEL_NODE = False  # `threads: 0` = one thread
     PARAMS = {
         "source": ("0", "camera index, video file, image folder, image, or a URL OpenCV opens",
                    lambda v: None if v else "must not be empty"),
