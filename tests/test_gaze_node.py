@@ -39,7 +39,8 @@ def test_one_target_per_face_with_equal_stamps(vat):
 
 
 def test_gazelle_backend_publishes_heatmaps(vat, shared_dir):
-    """The Gaze-LLE backend in the node (fixture-sized model), with heatmaps in the message."""
+    """The Gaze-LLE backend in the node (fixture-sized model), with heatmaps in the message;
+    the precision `auto` chose is in /diagnostics."""
     import json
 
     import numpy as np
@@ -54,13 +55,21 @@ def test_gazelle_backend_publishes_heatmaps(vat, shared_dir):
         "backend": "gazelle", "backend_params": json.dumps(params), "publish_heatmaps": True,
         "device": "cpu", "image_reliability": "reliable"})
     rgb, faces = vat[0]
-    with running_graph([spec], ["gaze_targets"], inputs={"faces": FaceArray}) as (client, _):
+    outputs = ["gaze_targets", "/diagnostics"]
+    with running_graph([spec], outputs, inputs={"faces": FaceArray}) as (client, _):
         time.sleep(0.5)
         img = rgb_to_image(rgb, None)
         key, _ = client.publish(msg=img, stamp_ns=20_000_000_000)
         client.send("faces", faces_to_msg(faces, img.header, rgb.shape[1], rgb.shape[0]))
         got = client.wait("gaze_targets", key, 60.0)
+        values, end = {}, time.monotonic() + 5.0
+        while "precision" not in values and time.monotonic() < end:  # one after activation
+            diag = client.latest("/diagnostics")
+            values = {kv.key: kv.value for kv in diag.status[0].values} if diag else {}
+            time.sleep(0.1)
     assert got is not None
+    from gaze_perception.core.precision import resolve_precision
+    assert values.get("precision") == resolve_precision("auto", "cpu"), values
     targets = msg_to_gaze(got[0])
     assert len(targets) == 2
     for t in targets:

@@ -28,7 +28,7 @@ def fx(shared_dir):
 
 @pytest.fixture(scope="module")
 def backend(fx):
-    return GazeLLEBackend(variant="vits14_depth2", device="cpu", heatmaps=True,
+    return GazeLLEBackend(variant="vits14_depth2", device="cpu", heatmaps=True, precision="fp32",
                           backbone_weights=str(fx["root"] / "dinov2_backbone_hub_format.pth"),
                           decoder_weights=str(fx["root"] / "gazelle_decoder_inout.pt"))
 
@@ -68,7 +68,7 @@ def test_frames_with_different_head_counts_batch_like_single_calls(fx, backend, 
 
 def test_score_is_heatmap_max_when_inout_passes(fx):
     backend = GazeLLEBackend(variant="vits14_depth2", device="cpu", inout_threshold=0.0,
-                             subpixel=True,
+                             subpixel=True, precision="fp32",
                              backbone_weights=str(fx["root"] / "dinov2_backbone_hub_format.pth"),
                              decoder_weights=str(fx["root"] / "gazelle_decoder_inout.pt"))
     (target,) = backend.estimate([fx["images"][1]], [fx["faces"][1]])[0]

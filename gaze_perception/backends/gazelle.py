@@ -14,6 +14,7 @@ from torch import nn
 
 from ..core import weights
 from ..core.device import resolve_device
+from ..core.precision import resolve_precision
 from ..core.types import CameraIntrinsics, Face, GazeTarget
 from ..models.gazelle import VARIANTS, create_gazelle, preprocess
 from .base import GazeTargetEstimator
@@ -26,8 +27,10 @@ class GazeLLEBackend(GazeTargetEstimator):
 
     `backbone_weights` / `decoder_weights` are manifest names or file paths (default: the
     official `dinov2_<variant>_pretrain` and `gazelle_dinov2_<variant>_inout`). `precision`
-    fp32 | bf16 | fp16 (fp16 on CUDA only) runs the model under autocast, the frozen backbone's
-    weights stored in that precision. `heatmaps=True` attaches the 64x64 heatmap to each
+    auto | fp32 | bf16 | fp16 (fp16 on CUDA only) runs the model under autocast, the frozen
+    backbone's weights stored in that precision; `auto` (the default, core/precision.py) is
+    fp16 on CUDA, bf16 on CPUs with AMX / AVX512_BF16, fp32 otherwise (`self.precision` is the
+    one chosen). `heatmaps=True` attaches the 64x64 heatmap to each
     target; `subpixel=True` refines the argmax with a parabola through its neighbours (off by
     default: the published metrics use the raw argmax).
     A target whose in/out probability is below `inout_threshold` keeps its point (for display)
@@ -38,17 +41,14 @@ class GazeLLEBackend(GazeTargetEstimator):
 
     def __init__(self, variant: str = "vitb14", backbone_weights: Optional[str] = None,
                  decoder_weights: Optional[str] = None, weights_dir: Optional[Path] = None,
-                 device: str = "auto", precision: str = "fp32", heatmaps: bool = False,
+                 device: str = "auto", precision: str = "auto", heatmaps: bool = False,
                  subpixel: bool = False, inout_threshold: float = 0.5) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown Gaze-LLE variant '{variant}'; use vitb14 or vitl14")
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision '{precision}'; use {', '.join(PRECISIONS)}")
         if not 0.0 <= inout_threshold <= 1.0:
             raise ValueError(f"inout_threshold must lie in [0, 1], got {inout_threshold}")
         self.device = resolve_device(device)
-        if precision == "fp16" and self.device.type != "cuda":
-            raise ValueError("precision=fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+        precision = resolve_precision(precision, self.device.type)
         self.variant, self.precision = variant, precision
         self.heatmaps, self.subpixel = bool(heatmaps), bool(subpixel)
         self.inout_threshold = float(inout_threshold)

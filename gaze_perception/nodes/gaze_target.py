@@ -26,7 +26,9 @@ class GazeTargetNode(PairedNode):
         super().configure()
         self.pub = self.create_output(GazeTargetArray, "gaze_targets", OUTPUT_QOS)
         self.create_debug_output("gaze_targets/debug_image")
-        self.get_logger().info(f"gaze-target node ready: backend={self.param('backend')}")
+        precision = getattr(self.backend, "precision", None)
+        self.get_logger().info(f"gaze-target node ready: backend={self.param('backend')}"
+                               + (f", precision={precision}" if precision else ""))
 
     def implied_params(self) -> dict:
         return {"heatmaps": True} if self.param("publish_heatmaps") else {}

@@ -65,5 +65,9 @@ class PairedNode(PerceptionNode):
         raise NotImplementedError
 
     def diagnostic_values(self):
-        return {"backend": self.param("backend"), "device": str(getattr(self.backend, "device", "")),
-                "unpaired_dropped": str(self.pairer.dropped)}
+        values = {"backend": self.param("backend"),
+                  "device": str(getattr(self.backend, "device", "")),
+                  "unpaired_dropped": str(self.pairer.dropped)}
+        if getattr(self.backend, "precision", None):  # the resolved one (`auto` → fp32, ...)
+            values["precision"] = str(self.backend.precision)
+        return values
