@@ -2,6 +2,7 @@
 parameters and remappings passed as `--ros-args`. Used by `demo`, the tests and `up`."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -12,7 +13,10 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional
+
+from .lifetime import PARENT_PID_ENV
 
 #: executable name → module with main()
 NODE_MODULES = {
@@ -154,12 +158,65 @@ def node_env(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return env
 
 
+#: ROS domain ids safe on Linux (ports below the ephemeral range); 0 is everyone's default
+FREE_DOMAIN_IDS = tuple(range(1, 102)) + tuple(range(215, 233))
+#: one lock file per domain id: a run holds the lock of each domain it uses
+DOMAIN_LOCK_DIR = Path(tempfile.gettempdir()) / "gaze_perception_ros_domains"
+_held_domains: Dict[int, object] = {}  # domain id -> open lock file of this process
+
+
+def reserve_domain_id() -> int:
+    """A ROS domain id no other process on this machine holds, chosen by the OS's random source
+    (unaffected by `random.seed`) and held by an exclusive lock file until `release_domain_ids`
+    or the end of this process (the OS drops the lock of a dead process), so two concurrent
+    runs (two test sessions, a test session and a demo) never share a domain."""
+    import fcntl
+
+    DOMAIN_LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    candidates = [d for d in FREE_DOMAIN_IDS if d not in _held_domains]
+    random.SystemRandom().shuffle(candidates)
+    for domain in candidates:
+        lock = open(DOMAIN_LOCK_DIR / f"{domain}.lock", "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        _held_domains[domain] = lock
+        return domain
+    raise RuntimeError(f"every ROS domain id in {DOMAIN_LOCK_DIR} is held by another process")
+
+
+def release_domain_ids() -> None:
+    """Give back every domain id this process reserved (the tests do after each test)."""
+    while _held_domains:
+        _held_domains.popitem()[1].close()
+
+
 def isolated_ros_env(domain_id: Optional[int] = None) -> Dict[str, str]:
-    """`node_env` with its own ROS_DOMAIN_ID and ROS_LOG_DIR so runs do not see each other."""
+    """`node_env` with its own ROS_DOMAIN_ID (`reserve_domain_id` unless given) and ROS_LOG_DIR
+    so runs do not see each other."""
     env = node_env()
-    env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else random.randint(1, 100))
+    env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else reserve_domain_id())
     env.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="gaze_ros_log_"))
     return env
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Within the block SIGTERM and SIGHUP (the terminal closed) raise KeyboardInterrupt as
+    Ctrl-C does, so the caller's clean-up stops its nodes; the old handlers come back after."""
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {sig: signal.signal(sig, _interrupt) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class NodeProcess:
@@ -171,6 +228,8 @@ class NodeProcess:
         self.lines: List[str] = []
         # Own process group: a terminal's Ctrl-C reaches only the parent, which stops each node
         # with one SIGINT (a second one, arriving mid-shutdown, would kill it uncleanly).
+        # The node asks the kernel to stop it when this process dies, however (lifetime.py).
+        env = {**env, PARENT_PID_ENV: str(os.getpid())}
         self.proc = subprocess.Popen(spec.command(), env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1,
                                      process_group=0)

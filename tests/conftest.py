@@ -25,6 +25,16 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(autouse=True)
+def _release_ros_domains():
+    """Domain ids a test reserved (`graph.reserve_domain_id`: OS randomness, unaffected by the
+    seeding below, and a lock file per id so concurrent runs never share one) go back after
+    the test."""
+    yield
+    from gaze_perception.graph import release_domain_ids
+    release_domain_ids()
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     random.seed(0)
     np.random.seed(0)

@@ -1,6 +1,5 @@
 """Helpers for tests that start real nodes: isolated domain, node process, client."""
 import contextlib
-import random
 
 from gaze_perception.graph import NodeProcess, NodeSpec, isolated_ros_env
 
@@ -10,7 +9,7 @@ def running_graph(specs, outputs, timeout=120.0, **client_kw):
     """Start `specs` as processes on a fresh ROS domain and a GraphClient on the same domain."""
     from gaze_perception.nodes.client import GraphClient
 
-    env = isolated_ros_env(random.randint(101, 232))
+    env = isolated_ros_env()
     procs = [NodeProcess(s, env, echo=False) for s in specs]
     client = GraphClient(outputs=outputs, domain_id=int(env["ROS_DOMAIN_ID"]), **client_kw)
     try:

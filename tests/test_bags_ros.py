@@ -1,7 +1,6 @@
 """`bag record` and `bag play` over real DDS, each on its own ROS domain."""
 import contextlib
 import functools
-import random
 import signal
 import subprocess
 import sys
@@ -63,7 +62,7 @@ class Probe:
 
 @pytest.fixture
 def domain():
-    env = isolated_ros_env(random.randint(101, 232))
+    env = isolated_ros_env()
     probe = Probe(int(env["ROS_DOMAIN_ID"]))
     yield env, probe
     probe.close()

@@ -2,7 +2,6 @@
 transitions load the model, subscribe, unsubscribe and free it, driven here over real DDS
 through the standard lifecycle_msgs services (what `ros2 lifecycle set` and nav2's manager call).
 """
-import random
 import time
 
 import pytest
@@ -19,7 +18,7 @@ class Managed:
     """A node process started with autostart:=false and a client that drives its states."""
 
     def __init__(self, params, outputs=("faces",)):
-        env = isolated_ros_env(random.randint(101, 232))
+        env = isolated_ros_env()
         self.proc = NodeProcess(NodeSpec("face_detector", parameters={
             "device": "cpu", "image_reliability": "reliable", "autostart": False, **params}),
             env, echo=False)
@@ -130,7 +129,7 @@ def test_failed_configure_names_the_reason_and_the_node_stays(managed):
 
 
 def test_autostart_failure_ends_the_process_with_the_reason():
-    env = isolated_ros_env(random.randint(101, 232))
+    env = isolated_ros_env()
     proc = NodeProcess(NodeSpec("face_detector", parameters={"backend": "no_such_detector"}),
                        env, echo=False)
     proc.proc.wait(60)

@@ -2,7 +2,6 @@
 the launch file; Ctrl-C stops everything."""
 import importlib.util
 import os
-import random
 import re
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 
 from gaze_perception.cli.main import _build_parser
 from gaze_perception.cli.up import specs_for
+from gaze_perception.graph import reserve_domain_id
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "gaze_perception.launch.py"
@@ -29,7 +29,7 @@ def _up(args, env):
 
 
 def _env(tmp_path):
-    return dict(os.environ, ROS_DOMAIN_ID=str(random.randint(101, 232)),
+    return dict(os.environ, ROS_DOMAIN_ID=str(reserve_domain_id()),
                 ROS_LOG_DIR=str(tmp_path / "ros_log"))
 
 

@@ -46,6 +46,13 @@ def _topic(namespace: str, name: str) -> str:
 
 
 def main(args) -> int:
+    from ..graph import stop_on_signals
+
+    with stop_on_signals():  # SIGTERM, SIGHUP (terminal closed): stop the nodes as Ctrl-C does
+        return _main(args)
+
+
+def _main(args) -> int:
     from ..core.config import load_pipeline_config
     from ..core.draw import annotate
     from ..core.types import FrameResult

@@ -1,7 +1,8 @@
 """`gaze-perception up CONFIG`: the ROS 2 graph of a pipeline YAML where `ros2 launch` is not
 available (no launch_ros, CI): one process per node, built by the same `graph.node_specs` as
-the launch file, so the YAML stays the one description of the graph. Ctrl-C (or SIGTERM) stops
-every node; the exit status is non-zero when a node died or did not stop cleanly."""
+the launch file, so the YAML stays the one description of the graph. Ctrl-C, SIGTERM or SIGHUP
+(the terminal closed) stops every node, and the nodes end by themselves when `up` is killed
+(lifetime.py); the exit status is non-zero when a node died or did not stop cleanly."""
 from __future__ import annotations
 
 import signal
@@ -44,38 +45,44 @@ def specs_for(args):
                       threads=args.threads)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(args) -> int:
-    from ..graph import NodeProcess, node_env
+    from ..graph import node_env, stop_on_signals
 
     specs = specs_for(args)
     env = node_env()
     print(f"up: {len(specs)} node(s) on ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')}; "
           "Ctrl-C stops them", file=sys.stderr, flush=True)
-    procs, died = [], []
-    previous_term = signal.signal(signal.SIGTERM, _interrupt)
+    procs, died, codes = [], [], []
     try:
-        for spec in specs:
-            procs.append(NodeProcess(spec, env))
-            print(f"up: started {procs[-1].label} (pid {procs[-1].proc.pid}): "
-                  f"{' '.join(spec.command()[3:])}", file=sys.stderr, flush=True)
-        while not died:
-            time.sleep(0.2)
-            died = [p for p in procs if not p.alive()]
-        for p in died:
-            print(f"up: {p.label} exited with code {p.proc.returncode}; stopping the others",
-                  file=sys.stderr)
+        with stop_on_signals():  # SIGTERM, SIGHUP (terminal closed): stop like Ctrl-C
+            _run(specs, env, procs, died)
     except KeyboardInterrupt:
         print("up: stopping", file=sys.stderr, flush=True)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan nodes
+        # a second Ctrl-C / SIGTERM / SIGHUP must not cut the clean stop short
+        ignored = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
+                   if s is not None]
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in ignored}
         codes = [(p.label, p.stop()) for p in procs]
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, previous_term)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     failed = [f"{label}: {code}" for label, code in codes if code != 0]
     if failed:
         print(f"up: node exit codes {', '.join(failed)}", file=sys.stderr)
     return 1 if died or failed else 0
+
+
+def _run(specs, env, procs, died) -> None:
+    """Start the nodes, then wait until one ends (its exit is reported in `died`)."""
+    from ..graph import NodeProcess
+
+    for spec in specs:
+        procs.append(NodeProcess(spec, env))
+        print(f"up: started {procs[-1].label} (pid {procs[-1].proc.pid}): "
+              f"{' '.join(spec.command()[3:])}", file=sys.stderr, flush=True)
+    while not died:
+        time.sleep(0.2)
+        died.extend(p for p in procs if not p.alive())
+    for p in died:
+        print(f"up: {p.label} exited with code {p.proc.returncode}; stopping the others",
+              file=sys.stderr)

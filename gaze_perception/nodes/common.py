@@ -23,6 +23,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from ..core.image import ImageError
 from ..core.threads import STANDARD_MODEL_PROCESSES, apply_threads, current_threads
 from ..core.types import CameraIntrinsics
+from ..lifetime import die_with_parent
 from .convert import image_to_rgb, rgb_to_image
 
 CONFIGURE_FAILED = "configure failed"
@@ -100,6 +101,7 @@ class PerceptionNode(LifecycleNode):
         self._cv = threading.Condition()
         self._processing = threading.Lock()  # held while the worker runs `process`
         self._running = True
+        self.exit_code = 0  # set by `stop_with_error`
         self.intrinsics: Optional[CameraIntrinsics] = None
         self.debug_pub = None
         self._inputs: list = []   # subscriptions and timers of the active state
@@ -250,6 +252,8 @@ class PerceptionNode(LifecycleNode):
                 except ImageError as exc:
                     self.reject(str(exc))
                 except Exception as exc:  # noqa: BLE001 - a node logs, reports, keeps serving
+                    if not rclpy.ok(context=self.context):
+                        return  # stopping: the context went away under a publish
                     self.reject(f"{type(exc).__name__}: {exc}")
             self.stats["last_ms"] = (time.perf_counter() - t0) * 1000.0
 
@@ -265,6 +269,14 @@ class PerceptionNode(LifecycleNode):
 
     def process(self, *item) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def stop_with_error(self, reason: str, code: int = 1) -> None:
+        """End the node (from any thread): log `reason`, stop spinning, exit with `code`."""
+        self.stats["last_error"] = reason
+        self.get_logger().error(reason)
+        self.exit_code = code
+        if rclpy.ok(context=self.context):
+            rclpy.shutdown(context=self.context)
 
     # -- helpers for subclasses ---------------------------------------------------------------
     def to_rgb(self, msg: Image):
@@ -348,8 +360,10 @@ class StampPairer:
 
 
 def spin(node_cls, args=None) -> None:
-    """Standard main(): init, autostart, spin until Ctrl-C / shutdown, clean up. A node that
-    fails to autostart exits with status 1 (its reason is in the log)."""
+    """Standard main(): init, autostart, spin until Ctrl-C / SIGTERM / shutdown, clean up. The
+    process ends with its parent (lifetime.py). A node that fails to autostart exits with
+    status 1 (its reason is in the log), as does one that called `stop_with_error`."""
+    die_with_parent()
     rclpy.init(args=args)
     node = node_cls()
     started = False
@@ -363,5 +377,5 @@ def spin(node_cls, args=None) -> None:
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-    if not started:
-        sys.exit(1)
+    if not started or node.exit_code:
+        sys.exit(node.exit_code or 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 import cv2
+import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -44,6 +45,17 @@ def _captured(cap: cv2.VideoCapture) -> Iterator:
         yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _check_video(path: str) -> None:
+    """A video file whose first frame decodes; SourceError with the reason otherwise."""
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened() or not cap.read()[0]:
+            raise SourceError(f"video '{path}' has no readable frame (damaged, or a codec "
+                              "OpenCV cannot decode)")
+    finally:
+        cap.release()
+
+
 class SourceNode(PerceptionNode):
     MODEL_NODE = False  # `threads: 0` = one thread
     PARAMS = {
@@ -73,6 +85,8 @@ class SourceNode(PerceptionNode):
         self.is_file = not source.isdigit() and "://" not in source
         # opened now, so that a bad path or camera fails `configure` with the reason
         self.frames = FrameSource(source) if self.is_file else open_capture(source)
+        if self.is_file and self.frames.kind == "video":
+            _check_video(source)
         rate = self.param("rate") or (self._native_rate(source) if self.is_file else 0.0)
         self.period = 1.0 / rate if rate > 0 else 0.0
         self.info = None
@@ -128,6 +142,7 @@ class SourceNode(PerceptionNode):
         if wanted and self._stop.wait(0.5):  # let discovery settle in both directions
             return
         due = time.monotonic()
+        problem = ""
         try:
             for rgb in self._frames():
                 if self._stop.wait(max(0.0, due - time.monotonic())):
@@ -135,7 +150,20 @@ class SourceNode(PerceptionNode):
                 self._publish(rgb)
                 due = max(due + self.period, time.monotonic())  # after a stall: no burst
         except SourceError as exc:
-            self.reject(str(exc))
+            problem = str(exc)
+        except Exception:  # noqa: BLE001 - a publish racing a shutdown (Ctrl-C) is no error
+            if self._stop.is_set() or not rclpy.ok(context=self.context):
+                return
+            raise
+        if self._stop.is_set():
+            return
+        if not self.stats["processed"]:  # nothing to show for it: stop the graph, say why
+            skipped = "; ".join(f"{n}: {r}" for n, r in getattr(self.frames, "skipped", [])[:3])
+            self.stop_with_error(f"source '{self.param('source')}' gave no frame"
+                                 f"{': ' + (problem or skipped) if problem or skipped else ''}")
+            return
+        if problem:
+            self.reject(problem)
         self.get_logger().info(f"source ended after {self.stats['processed']} frames")
 
     def _publish(self, rgb) -> None:
