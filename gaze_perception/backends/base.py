@@ -53,6 +53,16 @@ class EyeStateEstimator(Backend):
         """One EyeState per face, `face_index` aligned with `faces[i]`."""
 
 
+class FaceLandmarker(Backend):
+    needs = frozenset({"faces", "landmarks"})
+    gives = frozenset({"dense_landmarks"})
+
+    @abstractmethod
+    def estimate(self, images: Sequence[np.ndarray],
+                 faces: Sequence[Sequence[Face]]) -> List[List["FaceMesh"]]:
+        """One `core.face_mesh.FaceMesh` per face, `face_index` aligned with `faces[i]`."""
+
+
 class GazeTargetEstimator(Backend):
     needs = frozenset({"faces"})
     gives = frozenset({"gaze"})

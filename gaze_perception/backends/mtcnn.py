@@ -20,6 +20,7 @@ from torchvision.ops import batched_nms
 
 from ..core import weights
 from ..core.device import resolve_device
+from ..core.face_context import refine_border_faces
 from ..core.types import Face
 from ..models.mtcnn import ONet, PNet, RNet
 from .base import FaceDetector
@@ -33,14 +34,17 @@ class MTCNNDetector(FaceDetector):
 
     `min_face_size` (pixels) sets the largest pyramid scale, `thresholds` are the face
     probabilities each stage keeps, `factor` is the pyramid step and `max_faces` keeps only the
-    N best-scoring faces per image (0 = all).
+    N best-scoring faces per image (0 = all). `border_context` (default on) detects faces cut
+    by the frame border again with a grey margin around them (`core.face_context`): without
+    it, frame-filling faces get their eye landmarks on the brows.
     """
 
     gives = frozenset({"faces", "landmarks"})
 
     def __init__(self, *, weights_dir: Optional[Path] = None, device: str = "auto",
                  min_face_size: float = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709, max_faces: int = 0) -> None:
+                 factor: float = 0.709, max_faces: int = 0,
+                 border_context: bool = True) -> None:
         thresholds = tuple(float(t) for t in thresholds)
         if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
             raise ValueError(f"thresholds must be three probabilities, got {thresholds}")
@@ -54,6 +58,7 @@ class MTCNNDetector(FaceDetector):
         self.thresholds = thresholds
         self.factor = float(factor)
         self.max_faces = int(max_faces)
+        self.border_context = bool(border_context)
         self.device = resolve_device(device)
         self.pnet = self._load(PNet(), "mtcnn_pnet", weights_dir)
         self.rnet = self._load(RNet(), "mtcnn_rnet", weights_dir)
@@ -85,7 +90,14 @@ class MTCNNDetector(FaceDetector):
             batch = torch.from_numpy(np.stack([arrays[i] for i in idx])).to(self.device)
             for i, faces in zip(idx, self._detect_batch(batch.permute(0, 3, 1, 2).float())):
                 results[i] = faces
+        if self.border_context:
+            results = [refine_border_faces(self._detect_one, img, faces)
+                       for img, faces in zip(arrays, results)]
         return results
+
+    def _detect_one(self, image: np.ndarray) -> List[Face]:
+        batch = torch.from_numpy(image).to(self.device)[None].permute(0, 3, 1, 2).float()
+        return self._detect_batch(batch)[0]
 
     def _detect_batch(self, imgs: Tensor) -> List[List[Face]]:
         """The cascade on (N,3,H,W) float images of one size."""

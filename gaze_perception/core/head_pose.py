@@ -1,4 +1,5 @@
-"""Head pose from the five MTCNN landmarks with cv2.solvePnP and a generic 3D face."""
+"""Head pose from the five MTCNN landmarks with cv2.solvePnP and a generic 3D face, or from the
+dense mesh where there is one (`core.face_mesh`)."""
 from __future__ import annotations
 
 import math
@@ -53,8 +54,15 @@ def estimate_head_pose(landmarks, intrinsics: CameraIntrinsics
     return (-yaw, pitch, roll)
 
 
-def fill_head_pose(face: Face, intrinsics: CameraIntrinsics) -> Face:
-    pose = estimate_head_pose(face.landmarks, intrinsics) if face.landmarks else None
+def fill_head_pose(face: Face, intrinsics: CameraIntrinsics, mesh=None) -> Face:
+    """Set the face's yaw/pitch/roll: from its dense mesh (`core.face_mesh.FaceMesh`) where one
+    is given and trusted, else from the five landmarks; left NaN when neither works."""
+    pose = None
+    if mesh is not None:
+        from .face_mesh import mesh_head_pose
+        pose = mesh_head_pose(mesh, intrinsics)
+    if pose is None and face.landmarks:
+        pose = estimate_head_pose(face.landmarks, intrinsics)
     if pose is not None:
         face.yaw, face.pitch, face.roll = pose
     return face

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from .. import registry
+from .face_mesh import analyse_faces
 from .head_pose import fill_head_pose
 from .image import check_rgb
 from .tracking import Tracker, TrackerConfig
@@ -47,6 +48,7 @@ class GraphConfig:
 @dataclass
 class PipelineConfig:
     faces: Optional[StageConfig] = field(default_factory=lambda: StageConfig("mtcnn"))
+    landmarks: Optional[StageConfig] = None  # dense landmarks (mediapipe): head pose, eye gaze
     eyes: Optional[StageConfig] = None
     gaze: Optional[StageConfig] = None
     direction: Optional[StageConfig] = None  # appearance-based gaze direction (l2cs, itracker)
@@ -57,12 +59,13 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "PipelineConfig":
-        """Read a pipeline YAML: `stages:` (`faces`, `eyes`, `gaze`, `direction`, `coding`,
-        `head_pose`, `tracking`) and the graph keys; a mapping without `stages:` is the stages
-        alone."""
+        """Read a pipeline YAML: `stages:` (`faces`, `landmarks`, `eyes`, `gaze`, `direction`,
+        `coding`, `head_pose`, `tracking`) and the graph keys; a mapping without `stages:` is
+        the stages alone."""
         stages = data.get("stages", data) or {}
         graph = GraphConfig.from_dict(data) if "stages" in data else GraphConfig()
-        known = ("faces", "eyes", "gaze", "direction", "coding", "head_pose", "tracking")
+        known = ("faces", "landmarks", "eyes", "gaze", "direction", "coding", "head_pose",
+                 "tracking")
         unknown = set(stages) - set(known)
         if unknown:
             raise ValueError(f"unknown pipeline stage(s) {sorted(unknown)}; "
@@ -74,9 +77,15 @@ class PipelineConfig:
                 return None
             if isinstance(spec, str):
                 return StageConfig(spec)
+            if not isinstance(spec, dict) or not isinstance(spec.get("backend"), str) \
+                    or not isinstance(spec.get("params") or {}, dict) \
+                    or set(spec) - {"backend", "params"}:
+                raise ValueError(f"stage '{key}' must be a backend name or a mapping "
+                                 "{backend: NAME, params: {...}}, got " + repr(spec)[:200])
             return StageConfig(spec["backend"], dict(spec.get("params") or {}))
 
-        return cls(faces=stage("faces", "mtcnn"), eyes=stage("eyes", None),
+        return cls(faces=stage("faces", "mtcnn"), landmarks=stage("landmarks", None),
+                   eyes=stage("eyes", None),
                    gaze=stage("gaze", None), direction=stage("direction", None),
                    coding=stage("coding", None), head_pose=bool(stages.get("head_pose", True)),
                    tracking=TrackerConfig.from_value(stages.get("tracking")), graph=graph)
@@ -91,6 +100,7 @@ class Pipeline:
         build = lambda kind, st: None if st is None else registry.create(  # noqa: E731
             kind, st.backend, **{**st.params, **overrides})
         self.face_detector = build("face_detector", self.config.faces)
+        self.landmarker = build("face_landmarks", self.config.landmarks)
         self.eye_state = build("eye_state", self.config.eyes)
         self.gaze_target = build("gaze_target", self.config.gaze)
         self.gaze_direction = build("gaze_direction", self.config.direction)
@@ -113,17 +123,29 @@ class Pipeline:
                 self.tracker.update(fs)
         intr = list(intrinsics) if intrinsics is not None else [None] * len(frames)
         intr = [k or CameraIntrinsics.guess(f.shape[1], f.shape[0]) for k, f in zip(intr, frames)]
-        if self.config.head_pose:
+        meshes = self.landmarker.estimate(frames, faces) if self.landmarker else None
+        eye_gaze = None
+        if meshes is not None:  # head pose from the meshes (five points where untrusted)
+            eye_gaze = [analyse_faces(fs, ms, k, self.config.head_pose)
+                        for fs, ms, k in zip(faces, meshes, intr)]
+        elif self.config.head_pose:
             for fs, k in zip(faces, intr):
                 for face in fs:
                     fill_head_pose(face, k)
         eyes = self.eye_state.estimate(frames, faces) if self.eye_state else None
-        gaze = self.gaze_target.estimate(frames, faces, intr) if self.gaze_target else None
+        gaze = None
+        if self.gaze_target is not None:
+            # a gaze backend that aims along given directions gets the eyes' (no second mesh)
+            given = getattr(self.gaze_target, "takes_directions", False) and eye_gaze
+            gaze = (self.gaze_target.estimate(frames, faces, intr, directions=[
+                        [g.direction for g in gs] for gs in eye_gaze]) if given
+                    else self.gaze_target.estimate(frames, faces, intr))
         directions = (self.gaze_direction.estimate(frames, faces) if self.gaze_direction
                       else None)
         codes = self.gaze_coder.code(frames, faces) if self.gaze_coder else None
         pick = lambda values, i: None if values is None else values[i]  # noqa: E731
         return [FrameResult(width=f.shape[1], height=f.shape[0], faces=fs, eyes=pick(eyes, i),
                             gaze=pick(gaze, i), directions=pick(directions, i),
-                            coding=pick(codes, i))
+                            coding=pick(codes, i), meshes=pick(meshes, i),
+                            eye_gaze=pick(eye_gaze, i))
                 for i, (f, fs) in enumerate(zip(frames, faces))]

@@ -106,6 +106,8 @@ class FrameResult:
     gaze: Optional[List[GazeTarget]] = None
     directions: Optional[List["GazeDirection"]] = None  # core.gaze_direction
     coding: Optional["FrameCode"] = None                # core.gaze_coding: the infant's code
+    meshes: Optional[List["FaceMesh"]] = None           # core.face_mesh: dense landmarks
+    eye_gaze: Optional[List["EyeGaze"]] = None          # core.face_mesh: gaze from the eyes
     frame: int = 0
     source: str = ""
     stamp: float = 0.0
@@ -115,6 +117,8 @@ class FrameResult:
         eyes = {e.face_index: e for e in (self.eyes or [])}
         gaze = {g.face_index: g for g in (self.gaze or [])}
         directions = {d.face_index: d for d in (self.directions or [])}
+        meshes = {m.face_index: m for m in (self.meshes or [])}
+        eye_gaze = {g.face_index: g for g in (self.eye_gaze or [])}
         faces = []
         for i, f in enumerate(self.faces):
             e, g = eyes.get(i), gaze.get(i)
@@ -134,6 +138,9 @@ class FrameResult:
             })
             if self.directions is not None:
                 faces[-1]["direction"] = _direction_json(directions.get(i))
+            if self.meshes is not None:
+                faces[-1]["mesh"] = _mesh_json(meshes.get(i))
+                faces[-1]["eye_gaze"] = _eye_gaze_json(eye_gaze.get(i))
         out = {"frame": self.frame, "source": self.source, "stamp": self.stamp,
                "width": self.width, "height": self.height, "faces": faces}
         if self.coding is not None:
@@ -146,6 +153,23 @@ def _direction_json(d) -> Optional[dict]:
         return None
     return {"yaw": _num(d.yaw), "pitch": _num(d.pitch), "vector": _rounded(d.direction),
             "point_cm": _rounded(d.point_cm)}
+
+
+def _mesh_json(m) -> Optional[dict]:
+    if m is None:
+        return None
+    return {"presence": _num(m.presence),
+            "points": [[round(float(v), 1) for v in p] for p in m.points],
+            "iris": None if m.iris is None else [[round(float(v), 2) for v in eye[0]]
+                                                 for eye in m.iris]}
+
+
+def _eye_gaze_json(g) -> Optional[dict]:
+    if g is None:
+        return None
+    return {"eye_yaw": _num(g.eye_yaw), "eye_pitch": _num(g.eye_pitch),
+            "direction": _rounded(g.direction), "looking_at_camera": _num(g.looking_at_camera),
+            "head_pose_source": g.head_pose_source}
 
 
 def _rounded(values) -> Optional[list]:
