@@ -40,7 +40,7 @@ def test_run_folder_writes_jsonl_schema(sample_dir, tmp_path):
     # mirrored frame: the box mirrors too
     x2 = rows[1]["faces"][0]["box"][0]
     assert abs((512 - x2 - rows[1]["faces"][0]["box"][2]) - x) < 2.0
-    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["a0.jpg", "a1.jpg"]
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == ["a0.png.jpg", "a1.png.jpg"]
 
 
 def test_run_video(astronaut, tmp_path):

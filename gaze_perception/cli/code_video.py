@@ -19,6 +19,13 @@ from tqdm import tqdm
 from ..backends.detector_choice import add_detector_args, make_detector
 from ..core.gaze_coding import (CODES, SELECTIONS, SMOOTHING, NO_FACE, Smoother,
                                 read_illegal_transitions)
+from .args import EXIT_OK, EXIT_PARTIAL, input_file, output_file, positive_int
+
+#: what to do without a model: none ships with the package
+NEEDS_WEIGHTS = ("code-video needs a trained gaze-coding checkpoint, and no model ships with the "
+                 "package: train one on your coded clips with `gaze-perception train gaze-coding "
+                 "--data clips/ --out runs/coding` (clips/NAME.mp4 + NAME.csv of frame,code), "
+                 "then pass `--weights runs/coding/best.pt`")
 
 COLUMNS = ["frame", "time", "code", "confidence", "raw_code", "p_away", "p_left", "p_right",
            "face_index", "x", "y", "width", "height"]
@@ -26,21 +33,21 @@ COLUMNS = ["frame", "time", "code", "confidence", "raw_code", "p_away", "p_left"
 
 def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path, help="video file or folder of frames")
-    p.add_argument("--out", required=True, type=Path, help="CSV to write")
-    p.add_argument("--weights", required=True,
+    p.add_argument("--out", required=True, type=output_file, help="CSV to write")
+    p.add_argument("--weights",
                    help="gaze-coding checkpoint (from `gaze-perception train gaze-coding`) or "
-                        "manifest name; no default model ships with the package")
+                        "manifest name; required: no default model ships with the package")
     add_detector_args(p)
     p.add_argument("--select", choices=sorted(SELECTIONS), default="icatcher",
                    help="which face is the infant (default icatcher: low and square)")
     p.add_argument("--smoothing", choices=SMOOTHING, default="mean",
                    help="mean probability (default), majority vote, or none")
-    p.add_argument("--window", type=int, default=9,
+    p.add_argument("--window", type=positive_int, default=9,
                    help="smoothing window in frames, centred on each frame (default 9)")
-    p.add_argument("--illegal-transitions", type=Path,
+    p.add_argument("--illegal-transitions", type=input_file,
                    help="iCatcher+ illegal-transitions CSV applied after smoothing")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
-    p.add_argument("--batch-size", type=int, default=8, help="frames per batch (default 8)")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="frames per batch (default 8)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
 
 
@@ -54,16 +61,21 @@ def _row(index: int, time: float, code) -> list:
 def main(args) -> int:
     from .. import registry
     from ..core.sources import FrameSource, batched
+    from ..core.weights import WeightsError
 
+    if not args.weights:
+        raise ValueError(NEEDS_WEIGHTS)
     rules = read_illegal_transitions(args.illegal_transitions) if args.illegal_transitions \
         else ()
     smoother = Smoother(args.smoothing, args.window, centered=True, rules=rules)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
-    source = FrameSource(args.video)
+    source = FrameSource(args.video, on_skip=lambda name, reason: tqdm.write(
+        f"skipped {name}: {reason}"))
     detector = make_detector(args)
-    coder = registry.create("gaze_coding", "icatcher", weights=args.weights, device=args.device,
-                            select=args.select)
+    try:
+        coder = registry.create("gaze_coding", "icatcher", weights=args.weights,
+                                device=args.device, select=args.select)
+    except WeightsError as exc:
+        raise WeightsError(f"{exc}. {NEEDS_WEIGHTS}") from None
     total = min(len(source), args.max_frames or len(source)) or None
     frames = (f for f in source if args.max_frames is None or f.index < args.max_frames)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -83,5 +95,9 @@ def main(args) -> int:
             writer.writerow(_row(index, time, final))
             written += 1
     print(f"{written} frames coded -> {args.out}")
-    return 0
+    if source.skipped:
+        print(f"finished with {len(source.skipped)} input(s) skipped (named above; their rows "
+              "are missing from the CSV)")
+        return EXIT_PARTIAL
+    return EXIT_OK
 

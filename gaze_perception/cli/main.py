@@ -7,6 +7,8 @@ import importlib.util
 import logging
 import sys
 
+from .args import EXIT_ERROR
+
 #: `train` / `eval` targets: module providing add_{train,eval}_args(p) and {train,eval}_main(args)
 TASKS = {
     "eye-state": "gaze_perception.training.eyes.cli",
@@ -88,9 +90,26 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (LookupError, ValueError, RuntimeError, FileNotFoundError) as exc:
+    except (LookupError, ValueError, RuntimeError) as exc:
         print(f"gaze-perception {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except OSError as exc:  # a path that is a folder, unreadable, a full disk, ...
+        print(f"gaze-perception {args.command}: error: {_os_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError in words that name the path: `'x' is a folder; expected a file`."""
+    if exc.filename is None or isinstance(exc, FileNotFoundError) and exc.strerror is None:
+        return str(exc)
+    name = f"'{exc.filename}'" + (f" -> '{exc.filename2}'" if exc.filename2 else "")
+    if isinstance(exc, IsADirectoryError):
+        return f"{name} is a folder; expected a file"
+    if isinstance(exc, NotADirectoryError):
+        return f"{name}: a part of this path is a file, not a folder"
+    if isinstance(exc, FileNotFoundError):
+        return f"{name} does not exist"
+    return f"{name}: {exc.strerror or exc}"
 
 
 if __name__ == "__main__":
