@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 ROS_ENV := AMENT_PREFIX_PATH=$(VENV) CMAKE_PREFIX_PATH=$(VENV) PATH=$(VENV)/bin:$$PATH
 MSGS := $(wildcard gaze_msgs/msg/*.msg) gaze_msgs/CMakeLists.txt gaze_msgs/package.xml
 MTCNN_WEIGHTS := weights/mtcnn/pnet.pt weights/mtcnn/rnet.pt weights/mtcnn/onet.pt
+MEDIAPIPE_WEIGHTS := weights/mediapipe/face_landmark.tflite weights/mediapipe/iris_landmark.tflite
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test weights clean distclean
 
-setup: $(VENV)/.stamp-deps $(VENV)/.stamp-msgs $(VENV)/.stamp-pkg $(MTCNN_WEIGHTS)
+setup: $(VENV)/.stamp-deps $(VENV)/.stamp-msgs $(VENV)/.stamp-pkg $(MTCNN_WEIGHTS) $(MEDIAPIPE_WEIGHTS)
 
 demo: setup
 	$(VENV)/bin/gaze-perception demo
@@ -19,7 +20,7 @@ demo: setup
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-weights: $(MTCNN_WEIGHTS)
+weights: $(MTCNN_WEIGHTS) $(MEDIAPIPE_WEIGHTS)
 
 # 1. venv + wheels; then point the ROS wheels' CMake files at this venv (DESIGN.md 6, the quirk).
 $(VENV)/.stamp-deps: requirements.txt tools/fix_ros_cmake_paths.py
@@ -46,8 +47,14 @@ $(MTCNN_WEIGHTS) &: $(VENV)/.stamp-pkg weights/manifest.yaml
 	$(VENV)/bin/gaze-perception weights fetch mtcnn_pnet mtcnn_rnet mtcnn_onet
 	touch $(MTCNN_WEIGHTS)
 
+# 5. MediaPipe Face Mesh + Iris TFLite files from the official mediapipe wheel on PyPI (never
+#    imported: the files are taken out of the wheel), sha256-checked against the manifest.
+$(MEDIAPIPE_WEIGHTS) &: $(VENV)/.stamp-pkg weights/manifest.yaml
+	$(VENV)/bin/gaze-perception weights fetch mediapipe_face_mesh mediapipe_iris
+	touch $(MEDIAPIPE_WEIGHTS)
+
 clean:
 	rm -rf build log demo_out .pytest_cache
 
 distclean: clean
-	rm -rf $(VENV) weights/mtcnn
+	rm -rf $(VENV) weights/mtcnn weights/mediapipe

@@ -8,6 +8,7 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(include=["gaze_perception", "gaze_perception.*"]),
+    package_data={"gaze_perception.core": ["data/*.npz"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
@@ -38,7 +39,11 @@ setup(
             "yunet = gaze_perception.backends.yunet:YuNetDetector",
             "retinaface = gaze_perception.backends.retinaface:RetinaFaceDetector",
         ],
+        "gaze_perception.face_landmarks": [
+            "mediapipe = gaze_perception.backends.mediapipe_mesh:MediaPipeFaceMesh",
+        ],
         "gaze_perception.gaze_direction": [
+            "iris = gaze_perception.backends.iris_gaze:IrisGazeDirection",
             "l2cs = gaze_perception.backends.gaze_direction:L2CSGazeDirection",
             "itracker = gaze_perception.backends.gaze_direction:ITrackerScreenPoint",
         ],
