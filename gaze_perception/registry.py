@@ -5,6 +5,8 @@ parameters. This is the pip-world equivalent of pluginlib (ROS 2's own CLI does 
 """
 from __future__ import annotations
 
+import difflib
+import inspect
 from importlib.metadata import entry_points
 from typing import Dict, List
 
@@ -22,6 +24,10 @@ class UnknownBackendError(LookupError):
 
 
 def _group(kind: str) -> str:
+class BackendParameterError(ValueError):
+    """Raised for a parameter a backend does not take; the message lists the ones it takes."""
+
+
     if kind not in KINDS:
         raise UnknownBackendError(f"unknown backend kind '{kind}'; known kinds: {', '.join(KINDS)}")
     return KINDS[kind]
@@ -44,3 +50,34 @@ def create(kind: str, name: str, **params):
         raise UnknownBackendError(f"unknown {kind} backend '{name}'; installed: {known}")
     cls = eps[name].load()
     return cls(**params)
+    check_params(cls, params, f"{kind} backend '{name}'")
+
+
+def parameters(cls) -> List[str]:
+    """The keyword parameters `cls(...)` takes; None when it takes any (**kwargs)."""
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):  # a builtin without a signature: cannot tell
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return [n for n, p in sig.parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_params(cls, params: Dict[str, object], what: str) -> None:
+    """BackendParameterError naming every parameter of `params` that `cls` does not take (with
+    the closest valid name) and listing the valid ones."""
+    valid = parameters(cls)
+    if valid is None:
+        return
+    unknown = [k for k in params if k not in valid]
+    if not unknown:
+        return
+    hints = []
+    for k in unknown:
+        close = difflib.get_close_matches(str(k), valid, n=1)
+        hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    raise BackendParameterError(f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+                                f"{', '.join(hints)} for {what}; valid parameters: "
+                                f"{', '.join(valid) or 'none'}")

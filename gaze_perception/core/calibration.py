@@ -9,7 +9,7 @@ from typing import List
 
 import cv2
 import numpy as np
-import yaml
+from .safe_yaml import MAX_BYTES, load_yaml_text
 
 
 @dataclass
@@ -35,10 +35,13 @@ def load_calibration(path) -> Calibration:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"calibration file '{p}' does not exist")
+    if p.stat().st_size > MAX_BYTES:
+        raise ValueError(f"calibration file '{p}' is {p.stat().st_size} bytes, over the "
+                         f"{MAX_BYTES} allowed; refused")
     text = p.read_text()
     if "!!opencv-matrix" in text or text.lstrip().startswith("%YAML:"):
         return _from_opencv(p)
-    data = yaml.safe_load(text) or {}
+    data = load_yaml_text(text, f"calibration file '{p}'") or {}
     try:
         mat = lambda key: [float(v) for v in data[key]["data"]]  # noqa: E731
         return Calibration(int(data["image_width"]), int(data["image_height"]),

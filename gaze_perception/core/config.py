@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
 from .pipeline import PipelineConfig
+from .safe_yaml import load_yaml_file
 from .weights import PACKAGE_ROOT
 
 
@@ -24,11 +23,10 @@ def load_pipeline_config(path: Optional[str] = None) -> PipelineConfig:
     if not p.exists() and not p.suffix:
         p = config_dir() / f"{path}.yaml"
     if not p.exists():
-        raise FileNotFoundError(f"pipeline config '{path}' not found")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"pipeline config '{p}' is not valid YAML: {exc}") from exc
+        names = sorted(f.stem for f in config_dir().glob("*.yaml"))
+        raise FileNotFoundError(f"pipeline config '{path}' not found (neither a file nor a "
+                                f"name in config/: {', '.join(names)})")
+    data = load_yaml_file(p, "pipeline config") or {}
     if not isinstance(data, dict):
         raise ValueError(f"pipeline config '{p}' must be a mapping with a 'stages' key")
     return PipelineConfig.from_dict(data)

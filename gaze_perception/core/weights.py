@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, Optional, Union
 
 import yaml
+
+from .safe_yaml import YamlError, load_yaml_file
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ class WeightEntry:
     url: str = ""
     licence: str = ""
     notes: str = ""
+    #: needed by the default pipeline (`weights verify` fails when it is missing); the others
+    #: are optional: missing is fine, corrupt is not
+    required: bool = False
 
 
 def default_weights_dir() -> Path:
@@ -54,10 +60,23 @@ def load_manifest(weights_dir: Optional[Path] = None) -> Dict[str, WeightEntry]:
     path = manifest_path(weights_dir)
     if not path.exists():
         path = PACKAGE_ROOT / "weights" / "manifest.yaml"
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
-    return {name: WeightEntry(name=name, **{k: str(v) for k, v in entry.items()})
-            for name, entry in (data.get("weights") or {}).items()}
+    try:
+        data = load_yaml_file(path, "weights manifest") or {}
+    except YamlError as exc:
+        raise WeightsError(str(exc)) from None
+    entries = data.get("weights") if isinstance(data, dict) else None
+    if not isinstance(entries or {}, dict):
+        raise WeightsError(f"weights manifest '{path}': 'weights' must be a mapping of names")
+    known = {f.name for f in fields(WeightEntry)} - {"name"}
+    out = {}
+    for name, entry in (entries or {}).items():
+        if not isinstance(entry, dict) or "file" not in entry:
+            raise WeightsError(f"weights manifest '{path}': entry '{name}' must be a mapping with "
+                               "a 'file' key")
+        out[str(name)] = WeightEntry(name=str(name), required=entry.get("required") is True,
+                                     **{k: "" if v is None else str(v) for k, v in entry.items()
+                                        if k in known and k != "required"})
+    return out
 
 
 def sha256_of(path: Path) -> str:
@@ -119,8 +138,88 @@ def locate(spec: Union[str, Path], weights_dir: Optional[Path] = None,
         return verify(path, entry.sha256)
     path = Path(spec).expanduser()
     if not path.is_file():
+        why = "is a folder" if path.is_dir() else "does not exist"
         raise WeightsError(f"{what} '{spec}' are neither a manifest name (known: "
-                           f"{', '.join(sorted(entries))}) nor a file: '{path}' does not exist")
+                           f"{', '.join(sorted(entries))}) nor a file: '{path}' {why}")
+    return check_unlisted(path, entries)
+
+
+# -- files given by path: pinned by the user ------------------------------------------------
+def pins_path() -> Path:
+    """The user's pins of weights files given by path (`gaze-perception weights pin FILE`):
+    `$GAZE_PERCEPTION_PINS`, else `$XDG_CONFIG_HOME/gaze_perception/pinned_weights.yaml`
+    (`~/.config/...`)."""
+    env = os.environ.get("GAZE_PERCEPTION_PINS")
+    if env:
+        return Path(env).expanduser()
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "gaze_perception" / "pinned_weights.yaml"
+
+
+def load_pins() -> Dict[str, str]:
+    """Pinned files: absolute path -> sha256."""
+    path = pins_path()
+    if not path.exists():
+        return {}
+    try:
+        data = load_yaml_file(path, "pinned weights file") or {}
+    except YamlError as exc:
+        raise WeightsError(str(exc)) from None
+    pins = data.get("pins") if isinstance(data, dict) else None
+    if not isinstance(pins or {}, dict):
+        raise WeightsError(f"pinned weights file '{path}': 'pins' must be a mapping")
+    return {str(k): str(v.get("sha256", "") if isinstance(v, dict) else v)
+            for k, v in (pins or {}).items()}
+
+
+def pin(path: Union[str, Path]) -> str:
+    """Record the sha256 of the file `path` in the user's pins; returns it. Later loads of
+    that path are refused when the file no longer matches."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"cannot pin '{path}': "
+                           f"{'it is a folder' if path.is_dir() else 'no such file'}")
+    digest = sha256_of(path)
+    pins_file = pins_path()
+    data = {}
+    if pins_file.exists():
+        try:
+            data = load_yaml_file(pins_file, "pinned weights file") or {}
+        except YamlError as exc:
+            raise WeightsError(str(exc)) from None
+    pins = data.setdefault("pins", {}) if isinstance(data, dict) else None
+    if not isinstance(pins, dict):
+        raise WeightsError(f"pinned weights file '{pins_file}': 'pins' must be a mapping")
+    pins[str(path.resolve())] = {"sha256": digest,
+                                 "pinned": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    pins_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pins_file.with_name(pins_file.name + ".tmp")
+    tmp.write_text("# sha256 of weights files given by path, written by `gaze-perception "
+                   "weights pin FILE`\n" + yaml.safe_dump(data, sort_keys=True))
+    tmp.replace(pins_file)
+    return digest
+
+
+def check_unlisted(path: Path, entries: Optional[Dict[str, WeightEntry]] = None) -> Path:
+    """A weights file given by path: checked against the user's pin when it has one (a
+    mismatch is an error); otherwise its sha256 is logged (matching a manifest entry, or with
+    the command that pins it)."""
+    digest = sha256_of(path)
+    pinned = load_pins().get(str(path.resolve()))
+    if pinned:
+        if digest != pinned:
+            raise WeightsError(f"weights file '{path}' has sha256 {digest}, but it was pinned "
+                               f"with {pinned} (in {pins_path()}): the file is corrupt or was "
+                               "replaced; pin it again once you trust it")
+        log.info("weights file '%s' matches its pin (sha256 %s)", path, digest)
+        return path
+    same = [e.name for e in (entries or {}).values() if e.sha256 == digest]
+    if same:
+        log.info("weights file '%s' is manifest entry '%s' (sha256 %s)", path, same[0], digest)
+    else:
+        log.warning("weights file '%s' is in no manifest; its sha256 is %s. Run `gaze-perception "
+                    "weights pin %s` to record it, so that a changed file is refused", path,
+                    digest, path)
     return path
 
 
