@@ -23,11 +23,11 @@ class UnknownBackendError(LookupError):
     """Raised for a backend or kind name that is not installed; the message lists known ones."""
 
 
-def _group(kind: str) -> str:
 class BackendParameterError(ValueError):
     """Raised for a parameter a backend does not take; the message lists the ones it takes."""
 
 
+def _group(kind: str) -> str:
     if kind not in KINDS:
         raise UnknownBackendError(f"unknown backend kind '{kind}'; known kinds: {', '.join(KINDS)}")
     return KINDS[kind]
@@ -49,8 +49,8 @@ def create(kind: str, name: str, **params):
         known = ", ".join(sorted(eps)) or "none installed"
         raise UnknownBackendError(f"unknown {kind} backend '{name}'; installed: {known}")
     cls = eps[name].load()
-    return cls(**params)
     check_params(cls, params, f"{kind} backend '{name}'")
+    return cls(**params)
 
 
 def parameters(cls) -> List[str]:
