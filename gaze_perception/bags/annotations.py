@@ -8,11 +8,11 @@ stamp in seconds, depending on how frames are matched (see evaluate.py).
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from ..core.csv_io import reader as csv_reader
 from ..core.head_boxes import AnnotationError, read_vat_rows
 from ..core.types import EYE_STATES
 
@@ -66,6 +66,6 @@ def _rows(path):
     if not p.is_file():
         raise AnnotationError(f"annotation file '{p}' does not exist")
     with open(p, newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh), 1):
+        for lineno, row in enumerate(csv_reader(fh, str(p)), 1):
             if row and row[0].strip():
                 yield f"{p}:{lineno}", row

@@ -6,7 +6,6 @@ right follow the convention of the labels a model was trained on.
 """
 from __future__ import annotations
 
-import csv
 import re
 from collections import deque
 from dataclasses import dataclass, replace
@@ -15,6 +14,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .csv_io import reader as csv_reader
 from .types import Face
 
 #: code values, equal to the constants of gaze_msgs/GazeCoding
@@ -119,7 +119,7 @@ def read_illegal_transitions(path) -> List[TransitionRule]:
     if not path.is_file():
         raise TransitionError(f"illegal-transitions file '{path}' does not exist")
     with open(path, newline="") as fh:
-        rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
+        rows = [r for r in csv_reader(fh, str(path)) if any(c.strip() for c in r)]
     if not rows or [c.strip() for c in rows[0]] != RULES_HEADER:
         raise TransitionError(f"{path}: the first line must be {','.join(RULES_HEADER)}")
     rules = []

@@ -7,12 +7,12 @@ and Gaze-LLE training all read it through `read_vat_rows`.
 """
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .csv_io import reader as csv_reader
 from .types import Face
 
 VAT_COLUMNS = "frame, xmin, ymin, xmax, ymax, gazex, gazey"
@@ -41,7 +41,7 @@ def read_vat_rows(path, gaze_required: bool = False,
     allowed = (7,) if gaze_required else (5, 7)
     rows = []
     with open(p, newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh), 1):
+        for lineno, row in enumerate(csv_reader(fh, str(p)), 1):
             if not any(v.strip() for v in row):
                 continue
             where = f"{p}:{lineno}"
