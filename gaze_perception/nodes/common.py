@@ -257,15 +257,30 @@ class PerceptionNode(LifecycleNode):
                     self.reject(f"{type(exc).__name__}: {exc}")
             self.stats["last_ms"] = (time.perf_counter() - t0) * 1000.0
 
+    #: the log throttle of `reject`: one line per kind of problem per period, at most
+    #: REJECT_KINDS_PER_PERIOD kinds per period, a table of at most REJECT_TABLE kinds
+    REJECT_PERIOD, REJECT_KINDS_PER_PERIOD, REJECT_TABLE = 5.0, 8, 64
+
     def reject(self, reason: str) -> None:
-        """Count, report and log a bad input: once per kind of problem every 5 s."""
+        """Count, report and log a bad input: once per kind of problem every 5 s. The kind is
+        the reason without its values (quoted text, numbers) and past its first 48
+        characters, so 'unsupported encoding 'x1'' and '... 'y2'' are one kind; the table of
+        kinds is bounded (the oldest go) and a flood of new kinds still logs a bounded count."""
         self.stats["rejected"] += 1
         self.stats["last_error"] = reason
-        kind = re.sub(r"[0-9.]+", "#", reason)
+        kind = re.sub(r"'[^']*'|\"[^\"]*\"|[-+]?\.?[0-9][0-9a-fA-FxX.eE+-]*", "#",
+                      reason)[:48]
         now = time.monotonic()
-        if now - self._last_logged.get(kind, -1e9) >= 5.0:
-            self._last_logged[kind] = now
-            self.get_logger().error(f"input rejected: {reason}")
+        logged, period = self._last_logged, self.REJECT_PERIOD
+        if now - logged.get(kind, -1e9) < period:
+            return
+        if sum(now - t < period for t in list(logged.values())) >= self.REJECT_KINDS_PER_PERIOD:
+            return  # counted in stats and /diagnostics, not logged
+        logged.pop(kind, None)
+        logged[kind] = now  # dicts keep insertion order: the first key is the oldest
+        while len(logged) > self.REJECT_TABLE:
+            del logged[next(iter(logged))]
+        self.get_logger().error(f"input rejected: {reason}")
 
     def process(self, *item) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
