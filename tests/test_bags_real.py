@@ -32,12 +32,17 @@ OFFERED = [to_bag(QoSProfile(depth=10))]
 INFINITE = {"sec": 2147483647, "nsec": 4294967295}
 
 
-@pytest.fixture(scope="session")
-def real_dir(shared_dir):
+def real_bags(shared_dir):
+    """The folder of the real rosbag2 bags (the test skips, saying why, where it is absent)."""
     found = shared_dir / "data" / "rosbag2_real"
     if not found.is_dir():
         pytest.skip(f"the real rosbag2 bags are not at {found}")
     return found
+
+
+@pytest.fixture(scope="session")
+def real_dir(shared_dir):
+    return real_bags(shared_dir)
 
 
 def _metadata(bag):

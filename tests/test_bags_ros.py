@@ -1,6 +1,7 @@
 """`bag record` and `bag play` over real DDS, each on its own ROS domain."""
 import contextlib
 import functools
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +16,17 @@ from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from rcl_interfaces.msg import Log, ParameterEvent
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from gaze_perception.bags.bagfile import BagReader, BagWriter
+from gaze_perception.cli.bag import EXIT_SKIPPED
+from gaze_perception.core.config import config_dir
 from gaze_perception.graph import isolated_ros_env
 from gaze_perception.nodes.convert import rgb_to_image
+from test_bags_real import real_bags
 
 pytestmark = pytest.mark.ros
 
@@ -203,10 +208,115 @@ def test_cut_bag_plays_what_is_intact_and_names_the_file(domain, tmp_path):
     mcap = next(bag.glob("*.mcap"))
     with open(mcap, "r+b") as fh:
         fh.truncate(mcap.stat().st_size // 2)
-    rc, err = _play(env, probe, bag, [(String, "/chatter")], 150)
-    assert rc == 2 and str(mcap) in err and "damaged" in err, err
+    intact = BagReader(bag).count()
+    rc, err = _play(env, probe, bag, [(String, "/chatter")], intact)
+    assert rc == EXIT_SKIPPED and str(mcap) in err and "damaged" in err, err
+    assert f"published {intact} of {intact} messages" in err.splitlines()[-1], err
     texts = [deserialize_message(data, String).data.split()[0] for _, data, _ in probe.received]
     assert 150 <= len(texts) < 400 and texts == [f"m{i}" for i in range(len(texts))]
+
+
+# --- bags written by the real rosbag2 (../shared/data/rosbag2_real) --------------------------
+
+@pytest.fixture(scope="session")
+def real_dir(shared_dir):
+    return real_bags(shared_dir)
+
+
+TALKER_TOPICS = [(String, "/topic"), (Log, "/rosout"), (ParameterEvent, "/parameter_events")]
+
+
+def _received_bag_messages(probe, bag):
+    """The bag's messages the probe received, per topic in arrival order (Fast DDS pads the
+    payload to 4 bytes: compared by prefix); other nodes' /rosout or /parameter_events are
+    left out."""
+    sent = {}
+    for m in BagReader(bag).messages():
+        sent.setdefault(m.topic, []).append(m.data)
+    got = {}
+    for topic, data, _ in probe.received:
+        match = [s for s in sent.get(topic, []) if data[:len(s)] == s and not any(data[len(s):])]
+        if match:
+            got.setdefault(topic, []).append(match[0])
+    return sent, got
+
+
+@pytest.mark.parametrize("name", ["sqlite3_talker", "mcap_talker"])
+def test_real_rosbag2_talker_bag_plays_every_message(domain, real_dir, name):
+    env, probe = domain
+    bag = real_dir / name
+    rc, err = _play(env, probe, bag, TALKER_TOPICS, 20, "--rate", "10")
+    assert rc == 0, err
+    assert err.splitlines()[-1] == "published 20 of 20 messages", err
+    sent, got = _received_bag_messages(probe, bag)
+    assert got == sent and sum(map(len, got.values())) == 20
+
+
+@pytest.mark.parametrize("name", ["sqlite3_cdr_test", "mcap_cdr_test"])
+def test_topics_of_types_not_installed_are_skipped_with_one_warning_each(domain, real_dir, name):
+    env, _ = domain
+    proc = _bag_cli(env, "play", str(real_dir / name))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_SKIPPED, err
+    for topic, msgtype in (("/array_topic", "test_msgs/msg/Arrays"),
+                           ("/test_topic", "test_msgs/msg/BasicTypes")):
+        assert sum(topic in line and msgtype in line for line in err.splitlines()) == 1, err
+    assert err.splitlines()[-1].startswith("published 0 of 7 messages; 2 thing(s) skipped"), err
+
+
+def test_a_folder_of_several_real_files_without_metadata_plays_what_it_can(domain, real_dir,
+                                                                         tmp_path):
+    """talker.mcap and cdr_test_0.db3 in one folder, no metadata.yaml: the talker's 20
+    messages play, the test_msgs topics are skipped."""
+    env, probe = domain
+    bag = tmp_path / "mixed"
+    bag.mkdir()
+    shutil.copy(real_dir / "mcap_talker" / "talker.mcap", bag)
+    shutil.copy(real_dir / "sqlite3_cdr_test" / "cdr_test_0.db3", bag)
+    rc, err = _play(env, probe, bag, TALKER_TOPICS, 20, "--rate", "10")
+    assert rc == EXIT_SKIPPED, err
+    assert "/test_topic (test_msgs/msg/BasicTypes" in err and "/array_topic" in err
+    assert err.splitlines()[-1].startswith("published 20 of 27 messages"), err
+    sent, got = _received_bag_messages(probe, bag)
+    assert got == {t: sent[t] for t in ("/topic", "/rosout")}
+
+
+# --- bag record: the transport `up` uses ---------------------------------------------------
+
+def _shm_segments(pid):
+    """Sizes of the Fast DDS shared-memory segments process `pid` has mapped (bytes)."""
+    sizes = []
+    with open(f"/proc/{pid}/maps") as fh:
+        for line in fh:
+            path = line.split()[-1]
+            if path.startswith("/dev/shm/fastdds_") and "port" not in path:
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                sizes.append(hi - lo)
+    return sizes
+
+
+@pytest.mark.parametrize("own_profile", [False, True])
+def test_record_uses_the_large_shared_memory_profile(domain, tmp_path, own_profile):
+    """Without a profile of the user's, `bag record` takes `up`'s (a 32 MB segment, so 1080p
+    frames are not lost in UDP fragments); a user's own profile is kept."""
+    env, probe = domain
+    env = {k: v for k, v in env.items()
+           if k not in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")}
+    if own_profile:
+        own = tmp_path / "own.xml"
+        large = (config_dir() / "fastdds_large_shm.xml").read_text()
+        assert "33554432" in large
+        own.write_text(large.replace("33554432", "4194304"))
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(own)
+    pub = probe.node.create_publisher(Image, "/camera/image_raw", RELIABLE)
+    with _recording(env, tmp_path / "rec", [pub], "/camera/image_raw") as recorder:
+        sizes = _shm_segments(recorder.proc.pid)
+    assert recorder.proc.returncode == 0
+    assert sizes, "the recorder maps no Fast DDS segment"
+    if own_profile:
+        assert 4 * 2**20 <= max(sizes) < 8 * 2**20, sizes
+    else:
+        assert max(sizes) >= 32 * 2**20, sizes
 
 
 def test_recorder_stopped_by_sigint_keeps_every_message_before_it(domain, tmp_path):
