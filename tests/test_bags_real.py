@@ -19,7 +19,7 @@ from std_msgs.msg import String
 from gaze_msgs.msg import Face, FaceArray
 from gaze_perception.bags.bagfile import BagReader, BagWriter
 from gaze_perception.bags.qos import to_bag
-from gaze_perception.cli.bag import EXIT_SKIPPED
+from gaze_perception.cli.args import EXIT_PARTIAL
 from gaze_perception.cli.main import main
 from gaze_perception.nodes.convert import rgb_to_image
 
@@ -193,7 +193,7 @@ def test_process_of_a_damaged_bag_writes_every_intact_frame(tmp_path, capsys, ca
     intact = BagReader(src).count()
     assert 10 < intact < 60
     out = tmp_path / "out"
-    assert _process(src, out) == EXIT_SKIPPED
+    assert _process(src, out) == EXIT_PARTIAL
     err = capsys.readouterr().err
     assert str(cut) in caplog.text and "does not deserialize" in caplog.text  # the warnings
     assert f"processed {intact - 1} of {intact} frames" in err
@@ -227,7 +227,7 @@ def test_report_of_a_damaged_bag_reports_what_is_intact(tmp_path, capsys, storag
     intact = BagReader(bag).count()
     assert 50 < intact < 600
     out = tmp_path / "report"
-    assert main(["report", str(bag), "--out", str(out)]) == EXIT_SKIPPED
+    assert main(["report", str(bag), "--out", str(out)]) == EXIT_PARTIAL
     printed = capsys.readouterr().out
     assert "skipped" in printed and "damaged" in printed
     rows = (out / "attention.csv").read_text().splitlines()
@@ -259,7 +259,7 @@ def test_eval_of_a_damaged_bag_scores_what_is_intact(tmp_path, capsys):
     person = tmp_path / "p.txt"
     person.write_text("".join(f"{i:05d}.jpg,95,90,185,185\n" for i in range(400)))
     out = tmp_path / "m.json"
-    assert _eval(bag, "--annotations", person, "--json", out) == EXIT_SKIPPED
+    assert _eval(bag, "--annotations", person, "--json", out) == EXIT_PARTIAL
     printed = capsys.readouterr().out
     assert "skipped: " in printed and "damaged" in printed
     m = json.loads(out.read_text())

@@ -22,7 +22,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from gaze_perception.bags.bagfile import BagReader, BagWriter
-from gaze_perception.cli.bag import EXIT_SKIPPED
+from gaze_perception.cli.args import EXIT_PARTIAL
 from gaze_perception.core.config import config_dir
 from gaze_perception.graph import isolated_ros_env
 from gaze_perception.nodes.convert import rgb_to_image
@@ -210,7 +210,7 @@ def test_cut_bag_plays_what_is_intact_and_names_the_file(domain, tmp_path):
         fh.truncate(mcap.stat().st_size // 2)
     intact = BagReader(bag).count()
     rc, err = _play(env, probe, bag, [(String, "/chatter")], intact)
-    assert rc == EXIT_SKIPPED and str(mcap) in err and "damaged" in err, err
+    assert rc == EXIT_PARTIAL and str(mcap) in err and "damaged" in err, err
     assert f"published {intact} of {intact} messages" in err.splitlines()[-1], err
     texts = [deserialize_message(data, String).data.split()[0] for _, data, _ in probe.received]
     assert 150 <= len(texts) < 400 and texts == [f"m{i}" for i in range(len(texts))]
@@ -257,7 +257,7 @@ def test_topics_of_types_not_installed_are_skipped_with_one_warning_each(domain,
     env, _ = domain
     proc = _bag_cli(env, "play", str(real_dir / name))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == EXIT_SKIPPED, err
+    assert proc.returncode == EXIT_PARTIAL, err
     for topic, msgtype in (("/array_topic", "test_msgs/msg/Arrays"),
                            ("/test_topic", "test_msgs/msg/BasicTypes")):
         assert sum(topic in line and msgtype in line for line in err.splitlines()) == 1, err
@@ -274,7 +274,7 @@ def test_a_folder_of_several_real_files_without_metadata_plays_what_it_can(domai
     shutil.copy(real_dir / "mcap_talker" / "talker.mcap", bag)
     shutil.copy(real_dir / "sqlite3_cdr_test" / "cdr_test_0.db3", bag)
     rc, err = _play(env, probe, bag, TALKER_TOPICS, 20, "--rate", "10")
-    assert rc == EXIT_SKIPPED, err
+    assert rc == EXIT_PARTIAL, err
     assert "/test_topic (test_msgs/msg/BasicTypes" in err and "/array_topic" in err
     assert err.splitlines()[-1].startswith("published 20 of 27 messages"), err
     sent, got = _received_bag_messages(probe, bag)

@@ -1,10 +1,10 @@
 """`gaze-perception bag record|play|process|eval`: rosbag2 tools (gaze_perception/bags).
 Imports happen per command, so `--help` does not load rclpy or torch.
 
-Exit codes: 0 done; 2 error (nothing or not all of it done, one line says why); 3 done, but
-some input was skipped (a damaged or missing bag file, a topic whose type is not installed
-here, an undecodable message): each skipped thing is named once, everything else was
-processed and written.
+Exit codes (cli/args.py): 0 done; 2 error, one line says why; 3 (EXIT_PARTIAL) done, but some
+input was skipped (a damaged or missing bag file, a topic whose type is not installed here, a
+message that does not decode): each skipped thing is named once, everything else was processed
+and written.
 """
 from __future__ import annotations
 
@@ -17,11 +17,9 @@ import threading
 from pathlib import Path
 
 from ..bags import STORAGE_NAMES
+from .args import EXIT_OK, EXIT_PARTIAL
 
 log = logging.getLogger("gaze_perception.bag")
-
-#: Exit code: finished, but some input was skipped (the same as `run`'s).
-EXIT_SKIPPED = 3
 
 
 def add_args(p) -> None:
@@ -116,7 +114,7 @@ def _record(args) -> int:
         log.warning("never appeared (not recorded): %s", ", ".join(never))
     print(f"wrote {sum(counts.values())} messages to {args.out}: "
           + ", ".join(f"{t} {n}" for t, n in counts.items()), file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _play(args) -> int:
@@ -138,7 +136,7 @@ def _play(args) -> int:
                    for t, m in player.skipped.items()]
         print(_closing("published", player.published, reader, args.topics, skipped),
               file=sys.stderr)
-    return EXIT_SKIPPED if skipped or reader.problems else 0
+    return EXIT_PARTIAL if skipped or reader.problems else EXIT_OK
 
 
 def _closing(verb: str, done: int, reader, topics=None, skipped=()) -> str:
@@ -172,7 +170,7 @@ def _process(args) -> int:
         line += (f"; {skipped} frame(s) not processed, {len(summary.problems)} part(s) of the "
                  "bag not readable, named above")
     print(line, file=sys.stderr)
-    return EXIT_SKIPPED if skipped or summary.problems else 0
+    return EXIT_PARTIAL if skipped or summary.problems else EXIT_OK
 
 
 def _eval(args) -> int:
@@ -189,4 +187,4 @@ def _eval(args) -> int:
     print("\n".join(report.lines()))
     if args.json:
         Path(args.json).write_text(json.dumps(report.summary(), indent=2) + "\n")
-    return EXIT_SKIPPED if report.skipped else 0
+    return EXIT_PARTIAL if report.skipped else EXIT_OK

@@ -2,12 +2,12 @@
 as a CSV, PNG plots and one HTML page.
 
 Of a damaged bag the report covers what is intact; the parts that were skipped are named in
-the report's notes and on the terminal, and the exit code is 3 (as `bag`'s, see cli/bag.py)."""
+the report's notes and on the terminal, and the exit code is 3 (EXIT_PARTIAL, cli/args.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from .bag import EXIT_SKIPPED
+from .args import EXIT_OK, EXIT_PARTIAL
 
 
 def add_args(p) -> None:
@@ -40,4 +40,4 @@ def main(args) -> int:
     for note in session.notes:
         print(f"note: {note}")
     print(f"{len(session.tracks)} people over {session.length:.1f} s; report: {paths['html']}")
-    return EXIT_SKIPPED if skipped else 0
+    return EXIT_PARTIAL if skipped else EXIT_OK
