@@ -155,7 +155,7 @@ def test_unknown_backend_parameter_lists_the_valid_ones(small_bgr, tmp_path, cap
     (["run", "{img}", "--out", "{img}"], "is a file; expected a folder to write into"),
     (["run", "{img}", "--faces", "{tmp}"], "is a folder; expected a file"),
     (["weights", "list", "--dir", "{img}"], "is a file; expected a folder"),
-    (["code-video", "{img}", "--out", "c.csv", "--window", "-3"], "expected an integer >= 1"),
+    (["code-video", "{img}", "--out", "c.csv", "--batch-size", "-3"], "expected an integer >= 1"),
 ])
 def test_degenerate_arguments_are_refused_by_the_parser(small_bgr, tmp_path, capsys, argv,
                                                         message):

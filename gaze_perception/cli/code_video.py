@@ -42,7 +42,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="which face is the infant (default icatcher: low and square)")
     p.add_argument("--smoothing", choices=SMOOTHING, default="mean",
                    help="mean probability (default), majority vote, or none")
-    p.add_argument("--window", type=positive_int, default=9,
+    p.add_argument("--window", type=int, default=9,
                    help="smoothing window in frames, centred on each frame (default 9)")
     p.add_argument("--illegal-transitions", type=input_file,
                    help="iCatcher+ illegal-transitions CSV applied after smoothing")

@@ -5,7 +5,6 @@ crops are tiny and an in-memory array feeds a CPU far faster than per-file loadi
 """
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ...core import csv_io
 from ..errors import DataError
 from ..splits import split  # noqa: F401  (eye-state data: split by group, else by class)
 
@@ -83,7 +83,7 @@ def _from_folders(root: Path, classes: Sequence[str]) -> List[Sample]:
 def _from_csv(path: Path, classes: Sequence[str], root: Path,
               group_column: Optional[str]) -> List[Sample]:
     with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
+        reader = csv_io.dict_reader(fh, str(path))
         header = [h.strip() for h in (reader.fieldnames or [])]
         needed = ["file", "label"] + ([group_column] if group_column else [])
         missing = [c for c in needed if c not in header]

@@ -14,7 +14,6 @@ labelled by ``NAME.csv`` beside it (a code file). Clips without one are skipped 
 """
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from ...core import csv_io
 from ...core.face_crops import CropError, crop_square
 from ...core.gaze_coding import AWAY, LEFT, NO_FACE, RIGHT, is_gaze, select_infant
 from ...core.sources import VIDEO_EXTS, FrameSource, batched
@@ -52,7 +52,8 @@ def read_codes(path: Path) -> Dict[int, int]:
     if not path.is_file():
         raise DataError(f"code file '{path}' does not exist")
     with open(path, newline="") as fh:
-        rows = [[c.strip() for c in r] for r in csv.reader(fh) if any(c.strip() for c in r)]
+        rows = [[c.strip() for c in r] for r in csv_io.reader(fh, str(path))
+                if any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"code file '{path}' is empty")
     if _int(rows[0][0]) is not None:  # iCatcher+ raw output: frame, class, confidence

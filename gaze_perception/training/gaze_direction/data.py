@@ -34,7 +34,6 @@ skipped.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ...core import csv_io
 from ...core.face_crops import crop_square
 from ...core.gaze_direction import GRID
 from ...core.sources import SourceError, read_rgb
@@ -88,7 +88,7 @@ def read_angle_csv(path: Path, image_root: Optional[Path] = None,
         raise DataError(f"angle CSV '{path}' does not exist")
     root = Path(image_root or path.parent)
     with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
+        reader = csv_io.dict_reader(fh, str(path))
         header = [h.strip() for h in reader.fieldnames or []]
         missing = [c for c in ("file", "yaw", "pitch") if c not in header]
         if missing:

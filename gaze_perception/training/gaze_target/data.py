@@ -9,7 +9,6 @@ does, so that annotated boxes stay on the pixels they were drawn on.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -17,6 +16,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ...core import csv_io
 from ...core.head_boxes import AnnotationError, read_vat_rows
 from ..errors import DataError
 
@@ -164,7 +164,7 @@ def load_image(root: Path, sample: GazeSample) -> np.ndarray:
 
 def _csv_rows(path: Path) -> Iterator[Tuple[int, List[str]]]:
     with open(path, newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh), 1):
+        for lineno, row in enumerate(csv_io.reader(fh, str(path)), 1):
             if row and any(v.strip() for v in row):
                 yield lineno, row
 
