@@ -266,6 +266,9 @@ def test_weights_given_by_path_are_logged_pinned_and_checked(small_bgr, tmp_path
     assert f"its sha256 is {digest}. Run `gaze-perception weights pin {ckpt}`" in caplog.text
     assert main(["weights", "pin", str(ckpt)]) == 0
     assert f"pinned sha256 {digest}" in capsys.readouterr().out
+    assert main(["weights", "pin", str(image)]) == 0  # a second pin keeps the first
+    assert weights_mod.load_pins() == {str(ckpt.resolve()): digest,
+                                       str(image.resolve()): weights_mod.sha256_of(image)}
     assert main(run) == 0
     data = bytearray(ckpt.read_bytes())
     data[len(data) // 2] ^= 0x01  # one flipped bit

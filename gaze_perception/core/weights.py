@@ -156,8 +156,8 @@ def pins_path() -> Path:
     return base / "gaze_perception" / "pinned_weights.yaml"
 
 
-def load_pins() -> Dict[str, str]:
-    """Pinned files: absolute path -> sha256."""
+def _read_pins() -> Dict[str, dict]:
+    """The `pins:` mapping of the pins file ({} when there is none)."""
     path = pins_path()
     if not path.exists():
         return {}
@@ -166,10 +166,16 @@ def load_pins() -> Dict[str, str]:
     except YamlError as exc:
         raise WeightsError(str(exc)) from None
     pins = data.get("pins") if isinstance(data, dict) else None
-    if not isinstance(pins or {}, dict):
-        raise WeightsError(f"pinned weights file '{path}': 'pins' must be a mapping")
-    return {str(k): str(v.get("sha256", "") if isinstance(v, dict) else v)
-            for k, v in (pins or {}).items()}
+    if not isinstance(pins or {}, dict) or not all(isinstance(v, dict) for v in
+                                                   (pins or {}).values()):
+        raise WeightsError(f"pinned weights file '{path}': 'pins' must map paths to "
+                           "{sha256: ...}")
+    return dict(pins or {})
+
+
+def load_pins() -> Dict[str, str]:
+    """Pinned files: absolute path -> sha256."""
+    return {str(k): str(v.get("sha256", "")) for k, v in _read_pins().items()}
 
 
 def pin(path: Union[str, Path]) -> str:
@@ -180,22 +186,14 @@ def pin(path: Union[str, Path]) -> str:
         raise WeightsError(f"cannot pin '{path}': "
                            f"{'it is a folder' if path.is_dir() else 'no such file'}")
     digest = sha256_of(path)
-    pins_file = pins_path()
-    data = {}
-    if pins_file.exists():
-        try:
-            data = load_yaml_file(pins_file, "pinned weights file") or {}
-        except YamlError as exc:
-            raise WeightsError(str(exc)) from None
-    pins = data.setdefault("pins", {}) if isinstance(data, dict) else None
-    if not isinstance(pins, dict):
-        raise WeightsError(f"pinned weights file '{pins_file}': 'pins' must be a mapping")
+    pins = _read_pins()
     pins[str(path.resolve())] = {"sha256": digest,
                                  "pinned": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    pins_file = pins_path()
     pins_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = pins_file.with_name(pins_file.name + ".tmp")
     tmp.write_text("# sha256 of weights files given by path, written by `gaze-perception "
-                   "weights pin FILE`\n" + yaml.safe_dump(data, sort_keys=True))
+                   "weights pin FILE`\n" + yaml.safe_dump({"pins": pins}, sort_keys=True))
     tmp.replace(pins_file)
     return digest
 
