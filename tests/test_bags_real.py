@@ -13,6 +13,7 @@ import pytest
 from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_typestore
 from ruamel.yaml import YAML
 from std_msgs.msg import String
 
@@ -147,6 +148,28 @@ def test_several_storage_files_are_one_bag_in_time_order(tmp_path, with_metadata
         reader = BagReader(bag)
         assert len(reader.problems) == 1 and names[1] in reader.problems[0]
         assert [m.timestamp for m in reader.messages()] == list(range(0, 40, 2))
+
+
+@pytest.mark.parametrize("storage", ["MCAP", "SQLITE3"])
+@pytest.mark.parametrize("mode", ["MESSAGE", "FILE"])
+def test_compressed_bags_read_with_and_without_metadata(tmp_path, storage, mode):
+    """rosbag2's zstd compression, per message or per file (written by rosbags' writer)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.rosbag2.writer import CompressionFormat, CompressionMode
+
+    bag = tmp_path / "compressed"
+    sent = [serialize_message(String(data=f"compressed {i} " + "z" * 50)) for i in range(5)]
+    writer = Writer(bag, version=9, storage_plugin=StoragePlugin[storage])
+    writer.set_compression(CompressionMode[mode], CompressionFormat.ZSTD)
+    with writer:
+        conn = writer.add_connection("/c", "std_msgs/msg/String",
+                                     typestore=get_typestore(Stores.ROS2_KILTED))
+        for i, data in enumerate(sent):
+            writer.write(conn, i, data)
+    for _ in range(2):
+        reader = BagReader(bag)
+        assert not reader.problems and [m.data for m in reader.messages()] == sent
+        (bag / "metadata.yaml").unlink(missing_ok=True)
 
 
 def test_a_file_that_is_not_a_bag_is_a_clear_error(tmp_path):

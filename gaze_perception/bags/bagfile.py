@@ -38,6 +38,7 @@ STORAGES = {name: StoragePlugin[name.upper()] for name in STORAGE_NAMES}
 STORAGE_SUFFIXES = (".mcap", ".db3")
 #: Storage files compressed as a whole (rosbag2's compression_mode: file).
 ZSTD_SUFFIXES = tuple(s + ".zstd" for s in STORAGE_SUFFIXES)
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _STORAGE_READERS = {".mcap": McapReader, ".db3": Sqlite3Reader}
 #: rosbag2 metadata version written (that of Jazzy and Kilted).
 BAG_VERSION = 9
@@ -72,8 +73,9 @@ class BagReader:
     readers), and its topics and messages are matched by name and type only. rosbags' folder
     reader matches the storage's topics to metadata.yaml's by the exact QoS text, which the
     real rosbag2 writes differently in the two places, and then finds no message at all.
-    metadata.yaml, when present, only says which files there are, in which order, and how they
-    are compressed; without it the folder's .mcap / .db3 files are read (a reindex).
+    metadata.yaml, when present, only says which files there are and in which order; without
+    it the folder's .mcap / .db3 files are read (a reindex). Compression is seen in the files
+    themselves (a `.zstd` file, a zstd frame for a message), so it needs no metadata either.
 
     What cannot be read is never fatal for the rest: a damaged file is read record by record
     (salvage.py), a missing or unreadable one is skipped; each is named once in `problems`
@@ -89,7 +91,6 @@ class BagReader:
         #: Messages metadata.yaml says the bag holds (None without a metadata.yaml).
         self.declared: Optional[int] = None
         self._tmp: Optional[tempfile.TemporaryDirectory] = None
-        self._compression = ""
         self._parts = [self._open_part(f) for f in self._storage_files()]
         self.topics: Dict[str, BagTopic] = self._collect_topics()
 
@@ -157,8 +158,8 @@ class BagReader:
         return [self._decompressed(f) for f in files]
 
     def _listed_files(self) -> Optional[List[str]]:
-        """File names metadata.yaml lists (and its compression and message count); None when
-        there is no usable metadata.yaml."""
+        """File names metadata.yaml lists (and its message count); None when there is no
+        usable metadata.yaml."""
         meta = self.path / "metadata.yaml"
         if not meta.is_file():
             return None
@@ -169,8 +170,6 @@ class BagReader:
             log.warning("%s: metadata.yaml is not usable (%s); reading the storage files", meta,
                         f"{type(exc).__name__}: {exc}")
             return None
-        mode = str(info.get("compression_mode") or "").lower()
-        self._compression = "" if mode == "none" else mode
         try:
             self.declared = int(info["message_count"])
         except (KeyError, TypeError, ValueError):
@@ -229,7 +228,7 @@ class BagReader:
         if part.salvage is not None:
             for msg in scan(Salvage(part.path, part.salvage.damage)):
                 if msg.topic in wanted:
-                    yield msg
+                    yield BagMessage(msg.topic, msg.msgtype, msg.timestamp, _payload(msg.data))
             return
         conns = [c for c in part.connections if c.topic in wanted]
         if not conns:
@@ -242,9 +241,7 @@ class BagReader:
             return
         try:
             for conn, stamp, data in storage.messages(conns):
-                if self._compression == "message":
-                    data = zstd.decompress(data)
-                yield BagMessage(conn.topic, conn.msgtype, stamp, bytes(data))
+                yield BagMessage(conn.topic, conn.msgtype, stamp, _payload(data))
         except Exception as exc:  # noqa: BLE001 - keep what was read, name the file
             self.problem(damage_text(part.path, _reason(exc)))
         finally:
@@ -254,6 +251,13 @@ class BagReader:
 def damage_text(path: Path, reason: str, intact: Optional[int] = None) -> str:
     read = "" if intact is None else f"; {intact} intact message(s) read"
     return f"bag file '{path}' is damaged ({reason}){read}, the rest of that file is lost"
+
+
+def _payload(data) -> bytes:
+    """The CDR bytes of a message, decompressed if rosbag2 compressed it (compression_mode:
+    message); CDR starts with a zero byte, a zstd frame with its magic number."""
+    data = bytes(data)
+    return zstd.decompress(data) if data[:4] == ZSTD_MAGIC else data
 
 
 def _reason(exc: Exception) -> str:
