@@ -5,15 +5,16 @@ from gaze_perception.graph import NodeProcess, NodeSpec, isolated_ros_env
 
 
 @contextlib.contextmanager
-def running_graph(specs, outputs, timeout=120.0, **client_kw):
-    """Start `specs` as processes on a fresh ROS domain and a GraphClient on the same domain."""
+def running_graph(specs, outputs, timeout=120.0, count=None, **client_kw):
+    """Start `specs` as processes on a fresh ROS domain and a GraphClient on the same domain;
+    wait until `count` (default: all) nodes subscribe to the image topic."""
     from gaze_perception.nodes.client import GraphClient
 
     env = isolated_ros_env()
     procs = [NodeProcess(s, env, echo=False) for s in specs]
     client = GraphClient(outputs=outputs, domain_id=int(env["ROS_DOMAIN_ID"]), **client_kw)
     try:
-        client.wait_for_subscribers(timeout, count=len(specs),
+        client.wait_for_subscribers(timeout, count=len(specs) if count is None else count,
                                     alive=lambda: all(p.alive() for p in procs))
         yield client, procs
     finally:

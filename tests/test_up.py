@@ -57,6 +57,7 @@ def test_up_faces_only_with_a_source_then_sigint(tmp_path, astronaut):
         os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, _ = up.communicate(timeout=60)
     assert up.returncode == 0, out
+    assert "Traceback" not in out and "RCLError" not in out, out  # a clean stop is quiet
     pids = [int(p) for p in re.findall(r"up: started \w+ \(pid (\d+)\)", out)]
     assert len(pids) == 2, out  # source, face_detector
     for pid in pids:

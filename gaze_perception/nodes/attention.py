@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
-from typing import Callable, Sequence
 
 from gaze_msgs.msg import AttentionSummary, EyeStateArray, FaceArray, GazeTargetArray
 from gaze_msgs.msg import TrackAttention as TrackAttentionMsg
@@ -13,6 +11,10 @@ from ..analytics.attention import AttentionAccumulator, frame_observations
 from ..analytics.regions import Regions
 from .common import OUTPUT_QOS, PerceptionNode, spin
 from .convert import msg_to_eyes, msg_to_faces, msg_to_gaze
+from .inputs import MAX_FACES, StampJoin, message_problem
+
+#: frames with faces in a row without any track id after which tracking is taken to be off
+UNTRACKED_FRAMES = 30
 
 
 def _regions_ok(text):
@@ -27,26 +29,6 @@ def _positive(v):
     return None if v > 0 else "must be > 0"
 
 
-class StampJoin:
-    """Hands on the messages of all `kinds` that share a header stamp once the last one is in;
-    at most `size` incomplete stamps wait, the oldest are dropped first."""
-
-    def __init__(self, kinds: Sequence[str], on_complete: Callable[[dict], None], size: int = 30):
-        self.kinds, self.on_complete, self.size = set(kinds), on_complete, size
-        self.pending: "OrderedDict[tuple, dict]" = OrderedDict()
-        self.dropped = 0
-
-    def add(self, kind: str, msg) -> None:
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
-        got = self.pending.setdefault(key, {})
-        got[kind] = msg
-        if set(got) == self.kinds:
-            self.on_complete(self.pending.pop(key))
-        while len(self.pending) > self.size:
-            self.pending.popitem(last=False)
-            self.dropped += 1
-
-
 class AttentionNode(PerceptionNode):
     MODEL_NODE = False  # `threads: 0` = one thread
     PARAMS = {
@@ -59,7 +41,12 @@ class AttentionNode(PerceptionNode):
         "max_frame_gap": (1.0, "most seconds one frame counts for", _positive),
         "with_eye_states": (True, "wait for the eye_states of each frame", None),
         "with_gaze_targets": (True, "wait for the gaze_targets of each frame", None),
-        "join_cache_size": (30, "frames kept while waiting for all their inputs", _positive),
+        "join_cache_size": (300, "frames kept while waiting for all their inputs", _positive),
+        "join_window": (10.0, "longest wait (s) of a frame for all its inputs; the window in use "
+                        "is sized from the measured latency of the slowest input up to this",
+                        _positive),
+        "max_faces": (MAX_FACES, "a frame with more faces is refused (counted in /diagnostics); "
+                      "0 = no limit", lambda v: None if v >= 0 else "must be >= 0"),
     }
     READ_ONLY = PerceptionNode.READ_ONLY + tuple(PARAMS)
 
@@ -75,7 +62,10 @@ class AttentionNode(PerceptionNode):
             inputs["eye_states"] = EyeStateArray
         if self.param("with_gaze_targets"):
             inputs["gaze_targets"] = GazeTargetArray
-        self.join = StampJoin(inputs, self._on_frame, self.param("join_cache_size"))
+        self.join = StampJoin(inputs, self._on_frame, window=self.param("join_window"),
+                              max_pending=self.param("join_cache_size"))
+        self.refused = {topic: 0 for topic in inputs}
+        self.untracked_faces, self._untracked_run = 0, 0
         self.inputs = inputs
         self.pub = self.create_output(AttentionSummary, "attention", OUTPUT_QOS)
         self.get_logger().info(f"attention node ready: inputs {sorted(inputs)}, regions "
@@ -90,13 +80,16 @@ class AttentionNode(PerceptionNode):
 
     def _on_input(self, topic: str, msg) -> None:
         self.stats["received"] += 1
+        problem = message_problem(topic, msg, self.param("max_faces"))
+        if problem:  # refused before the join: the frame's other inputs expire, counted
+            self.refused[topic] += 1
+            self.reject(f"{topic} refused: {problem}")
+            return
         self.join.add(topic, msg)
 
     def _on_frame(self, got: dict) -> None:
         faces = msg_to_faces(got["faces"])
-        if any(not f.track_id for f in faces):
-            self.get_logger().warning("faces without track_id are not counted: turn `tracking` "
-                                      "on in the face node", throttle_duration_sec=10.0)
+        self._check_tracking(faces)
         eyes = msg_to_eyes(got["eye_states"]) if "eye_states" in got else None
         gaze = msg_to_gaze(got["gaze_targets"]) if "gaze_targets" in got else None
         obs = frame_observations(faces, eyes, gaze, self.regions, self.param("min_inout"))
@@ -104,6 +97,25 @@ class AttentionNode(PerceptionNode):
         self.acc.add_frame(stamp.sec + stamp.nanosec * 1e-9, obs)
         self.newest_header = got["faces"].header
         self.stats["processed"] += 1
+
+    def _check_tracking(self, faces) -> None:
+        """Faces without a track id are not counted. With tracking on they are tracks not yet
+        confirmed (counted in /diagnostics, no warning); only when UNTRACKED_FRAMES frames with
+        faces in a row had no track id at all is tracking taken to be off, and said so at most
+        once a minute."""
+        untracked = sum(1 for f in faces if not f.track_id)
+        self.untracked_faces += untracked
+        if not faces:
+            return
+        if untracked < len(faces):
+            self._untracked_run = 0
+            return
+        self._untracked_run += 1
+        if self._untracked_run >= UNTRACKED_FRAMES:
+            self.get_logger().warning(
+                f"faces without track_id are not counted: {self._untracked_run} frames in a row "
+                "had no tracked face; turn `tracking` on in the face node",
+                throttle_duration_sec=60.0)
 
     def _publish(self) -> None:
         if self.newest_header is None:
@@ -122,7 +134,11 @@ class AttentionNode(PerceptionNode):
         self.pub.publish(out)
 
     def diagnostic_values(self):
-        return {"tracks": str(len(self.acc.session)), "unjoined_dropped": str(self.join.dropped)}
+        unjoined = sum(self.join.unjoined(k) for k in self.join.kinds)
+        return {"tracks": str(len(self.acc.session)), "unjoined_dropped": str(unjoined),
+                "untracked_faces": str(self.untracked_faces),
+                **{f"refused_{k}": str(n) for k, n in self.refused.items()},
+                **self.join.diagnostic_values("join")}
 
 
 def main(args=None):

@@ -1,6 +1,6 @@
 """What every perception node shares: the managed (lifecycle) states, parameters with descriptors
-and validation, the newest-frame worker, bad-input handling, image/faces pairing by exact stamp,
-and /diagnostics."""
+and validation, the newest-frame worker, bad-input handling and /diagnostics (joining inputs by
+stamp: inputs.py)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import re
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import deque
 from typing import Any, Callable, Dict, Optional
 
 import rclpy
@@ -96,7 +96,7 @@ class PerceptionNode(LifecycleNode):
                                      STANDARD_MODEL_PROCESSES)
         self.stats = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0,
                       "last_ms": 0.0, "last_error": ""}
-        self._latest: Optional[tuple] = None
+        self._queue: deque = deque()  # work waiting for the worker, at most WORK_QUEUE
         self._last_logged: Dict[str, float] = {}
         self._cv = threading.Condition()
         self._processing = threading.Lock()  # held while the worker runs `process`
@@ -198,7 +198,7 @@ class PerceptionNode(LifecycleNode):
             destroy(entity)
         self._inputs.clear()
         with self._cv:
-            self._latest = None
+            self._queue.clear()
         with self._processing:
             pass
 
@@ -228,20 +228,26 @@ class PerceptionNode(LifecycleNode):
     def _on_image(self, msg: Image) -> None:
         self.submit(msg)
 
+    #: units of work that may wait for the worker: 1 = the newest frame only (image nodes);
+    #: paired nodes keep a few so a burst of face results is answered, not dropped
+    WORK_QUEUE = 1
+
     def submit(self, *item) -> None:
-        """Hand a unit of work to the worker; an unprocessed older one counts as dropped."""
+        """Hand a unit of work to the worker; past WORK_QUEUE waiting, the oldest is dropped
+        (counted)."""
         with self._cv:
             self.stats["received"] += 1
-            if self._latest is not None:
+            if len(self._queue) >= self.WORK_QUEUE:
+                self._queue.popleft()
                 self.stats["dropped"] += 1
-            self._latest = item
+            self._queue.append(item)
             self._cv.notify()
 
     def _work(self) -> None:
         while self._running and rclpy.ok(context=self.context):
             with self._cv:
-                self._cv.wait_for(lambda: self._latest is not None or not self._running, 0.2)
-                item, self._latest = self._latest, None
+                self._cv.wait_for(lambda: self._queue or not self._running, 0.2)
+                item = self._queue.popleft() if self._queue else None
             if item is None:
                 continue
             t0 = time.perf_counter()
@@ -339,39 +345,6 @@ class PerceptionNode(LifecycleNode):
         with self._cv:
             self._cv.notify_all()
         return super().destroy_node()
-
-
-class StampPairer:
-    """Pairs images with the FaceArray of the same stamp (exact match, bounded caches)."""
-
-    def __init__(self, on_pair: Callable, size: int = 30):
-        self.on_pair, self.size = on_pair, size
-        self.images: "OrderedDict[tuple, Any]" = OrderedDict()
-        self.faces: "OrderedDict[tuple, Any]" = OrderedDict()
-        self.dropped = 0
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(header) -> tuple:
-        return (header.stamp.sec, header.stamp.nanosec, header.frame_id)
-
-    def add_image(self, msg) -> None:
-        self._add(msg, self.images, self.faces, image_first=True)
-
-    def add_faces(self, msg) -> None:
-        self._add(msg, self.faces, self.images, image_first=False)
-
-    def _add(self, msg, mine: OrderedDict, other: OrderedDict, image_first: bool) -> None:
-        k = self.key(msg.header)
-        with self._lock:
-            match = other.pop(k, None)
-            if match is None:
-                mine[k] = msg
-                while len(mine) > self.size:
-                    mine.popitem(last=False)
-                    self.dropped += 1
-                return
-        self.on_pair(*((msg, match) if image_first else (match, msg)))
 
 
 def spin(node_cls, args=None) -> None:

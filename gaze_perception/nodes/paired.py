@@ -1,5 +1,8 @@
 """Base for nodes that need the image and the faces computed from it (eye state, gaze target):
-both are paired by exact stamp in a bounded cache, so no message_filters is needed."""
+both are paired by exact stamp (`inputs.StampJoin`: a window sized in time from the measured
+face latency, bounded in count and megabytes; duplicate stamps dropped), so no
+message_filters is needed. A FaceArray with more than `max_faces` faces or non-finite numbers
+is refused and counted, so one message cannot stall the node or poison its outputs."""
 from __future__ import annotations
 
 import json
@@ -10,8 +13,9 @@ from gaze_msgs.msg import FaceArray
 
 from .. import registry
 from ..core.types import CameraIntrinsics
-from .common import OUTPUT_QOS, PerceptionNode, StampPairer, mapping_ok
+from .common import OUTPUT_QOS, PerceptionNode, mapping_ok
 from .convert import msg_to_faces
+from .inputs import MAX_FACES, StampJoin, faces_problem
 
 
 class PairedNode(PerceptionNode):
@@ -22,17 +26,31 @@ class PairedNode(PerceptionNode):
     PAIR_PARAMS = {
         "backend_params": ("{}", "backend parameters as a JSON object, e.g. "
                            "{\"threshold\": 0.5}", mapping_ok),
-        "pair_cache_size": (30, "images / face arrays kept while waiting for their partner",
-                            lambda v: None if v > 0 else "must be > 0"),
+        "pair_window": (10.0, "longest wait (s) of an image or face array for its partner; the "
+                        "window in use is sized from the measured face latency up to this",
+                        lambda v: None if v > 0 else "must be > 0"),
+        "pair_cache_size": (300, "most images (and most face arrays) kept waiting for their "
+                            "partner", lambda v: None if v > 0 else "must be > 0"),
+        "pair_cache_mb": (1024, "most megabytes of images kept waiting for their faces",
+                          lambda v: None if v > 0 else "must be > 0"),
+        "max_faces": (MAX_FACES, "a FaceArray with more faces is refused (counted in "
+                      "/diagnostics); 0 = no limit",
+                      lambda v: None if v >= 0 else "must be >= 0"),
     }
-    READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "backend_params", "pair_cache_size")
+    WORK_QUEUE = 8  # pairs waiting for the model: a burst of face results is answered
+    READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "backend_params", "pair_window",
+                                            "pair_cache_size", "pair_cache_mb")
 
     def __init__(self, name: str, **kwargs):
         self.PARAMS = {**self.PAIR_PARAMS, **self.PARAMS}
         super().__init__(name, **kwargs)
         self.backend = None
-        self.pairer = StampPairer(lambda img, faces: self.submit(img, faces),
-                                  self.param("pair_cache_size"))
+        self.pairer = StampJoin(("image", "faces"), lambda got: self.submit(got["image"],
+                                                                            got["faces"]),
+                                window=self.param("pair_window"),
+                                max_pending=self.param("pair_cache_size"),
+                                max_bytes=self.param("pair_cache_mb") * 1_000_000)
+        self.refused_faces = 0
 
     def configure(self) -> None:
         params = {**json.loads(self.param("backend_params") or "{}"), **self.implied_params()}
@@ -45,10 +63,18 @@ class PairedNode(PerceptionNode):
 
     def open_inputs(self) -> None:
         super().open_inputs()
-        self.create_input(FaceArray, "faces", self.pairer.add_faces, OUTPUT_QOS)
+        self.create_input(FaceArray, "faces", self._on_faces, OUTPUT_QOS)
 
     def _on_image(self, msg: Image) -> None:
-        self.pairer.add_image(msg)
+        self.pairer.add("image", msg)
+
+    def _on_faces(self, msg: FaceArray) -> None:
+        problem = faces_problem(msg, self.param("max_faces"))
+        if problem:  # refused before any work: bounded time, nothing non-finite downstream
+            self.refused_faces += 1
+            self.reject(f"faces refused: {problem}")
+            return
+        self.pairer.add("faces", msg)
 
     def process(self, image_msg: Image, faces_msg: FaceArray) -> None:
         rgb = self.to_rgb(image_msg)
@@ -67,7 +93,11 @@ class PairedNode(PerceptionNode):
     def diagnostic_values(self):
         values = {"backend": self.param("backend"),
                   "device": str(getattr(self.backend, "device", "")),
-                  "unpaired_dropped": str(self.pairer.dropped)}
+                  # face arrays that got no output: no image within the window, cache
+                  # full, late, duplicate stamp; and those refused (max_faces, non-finite)
+                  "unpaired_dropped": str(self.pairer.unjoined("faces")),
+                  "faces_refused": str(self.refused_faces),
+                  **self.pairer.diagnostic_values("pair")}
         if getattr(self.backend, "precision", None):  # the resolved one (`auto` → fp32, ...)
             values["precision"] = str(self.backend.precision)
         return values
