@@ -281,7 +281,7 @@ def test_train_onet_lowers_the_loss_and_loads_into_the_backend(astro_set, tmp_pa
                str(astro_set / "landmarks.txt"), "--out", str(out), "--epochs", "3",
                "--crops-per-face", "10", "--val-fraction", "0", "--device", "cpu"])
     assert rc == 0
-    rows = _metrics(out / "onet_metrics.csv")
+    rows = _metrics(out / "runs" / "onet" / "metrics.csv")
     assert len(rows) == 3
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert float(rows[-1]["loss_total"]) < float(rows[0]["loss_total"])

@@ -1,9 +1,9 @@
 """`gaze-perception train eye-state` and `eval eye-state`.
 
-Training writes to `--out`: `best.pt` (best validation balanced accuracy; weights and meta
-only, ready for the `timm_eye` backend), `last.pt` (plus optimizer, epoch and run config, for
-`--resume`), `metrics.csv` and, when tensorboard is installed, `tensorboard/`. Torch is
-imported inside the commands so that the CLI starts fast.
+Training writes to `--out`: `best.pt` (best validation balanced accuracy) and `last.pt`, weights
+and meta ready for the `timm_eye` backend, `train_state.pt` (for `--resume`), `metrics.csv`
+and, when tensorboard is installed, `tensorboard/`. Torch is imported inside the commands so
+that the CLI starts fast.
 """
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import argparse
 import csv
 import json
 import logging
-import math
-import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
@@ -23,11 +21,11 @@ from ...models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, ch
                                     decide)
 from . import data as ds
 from ...metrics import classification as metrics
-from ..run_log import RunLog, resumed_settings
 
 log = logging.getLogger(__name__)
 
-#: run settings; saved in last.pt, so `--resume` continues the same run (only --epochs may grow)
+#: run settings; saved in train_state.pt, so `--resume` continues the same run (only --epochs
+#: may grow)
 TRAIN_DEFAULTS = {
     "arch": "eyenet", "classes": "open,closed", "channels": 1, "input_size": 24,
     "crop_scale": DEFAULT_SCALE, "epochs": 30, "batch_size": 128, "lr": 3e-3,
@@ -45,15 +43,14 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only-files", type=Path, help="list file: use only these names")
     p.add_argument("--exclude-files", type=Path, help="list file: leave these names out "
                                                       "(e.g. a held-out test list)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
+    from ..args import add_common_args
+
     _add_data_args(p)
     d = TRAIN_DEFAULTS
-    p.add_argument("--out", type=Path, default=Path("runs/eye_state"),
-                   help="output folder (default runs/eye_state)")
-    p.add_argument("--resume", type=Path, help="continue the run saved in this last.pt")
+    add_common_args(p, d, out="runs/eye_state")
     p.add_argument("--arch", help=f"eyenet or any timm model name (default {d['arch']})")
     p.add_argument("--classes", help="class order: open,closed or open,closed,NAME for an "
                                      f"explicit third class (default {d['classes']})")
@@ -63,10 +60,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help=f"crop side in pixels (default {d['input_size']})")
     p.add_argument("--crop-scale", type=float, help="crop side / inter-ocular distance that "
                    f"run time should use with this model (default {d['crop_scale']})")
-    p.add_argument("--epochs", type=int, help=f"total epochs (default {d['epochs']})")
-    p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
-    p.add_argument("--lr", type=float, help=f"peak AdamW learning rate, cosine decay "
-                                            f"(default {d['lr']})")
     p.add_argument("--weight-decay", type=float, help=f"default {d['weight_decay']}")
     p.add_argument("--balance", choices=("weights", "sampler", "none"),
                    help="class imbalance: loss weights, balanced sampler, or none "
@@ -75,7 +68,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="flips, small rotations/zoom/shifts, brightness and contrast (default on)")
     p.add_argument("--val-fraction", type=float,
                    help=f"share held out for validation (default {d['val_fraction']})")
-    p.add_argument("--seed", type=int, help=f"default {d['seed']}")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--group-column", help="CSV column naming each image's group (subject); "
                                               "validation is then group-disjoint")
@@ -85,6 +77,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
     p.add_argument("--weights", required=True,
                    help="checkpoint file or manifest name (e.g. eye_state_default)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
@@ -106,20 +99,6 @@ def _samples(args, classes: List[str], group_column=None, group_regex=None) -> L
     if not samples:
         raise ds.DataError(f"no images left in '{args.data}' after the file lists")
     return samples
-
-
-def _train_config(args, resumed: Optional[Dict]) -> Dict:
-    given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
-    if resumed is None:
-        return {**TRAIN_DEFAULTS, **given}
-    return resumed_settings(resumed["config"], given)
-
-
-def _figures(prefix: str, cm: np.ndarray, classes: List[str]) -> Dict[str, float]:
-    recalls = {f"{prefix}_recall_{c}": round(v["recall"], 5)
-               for c, v in metrics.per_class(cm, classes).items()}
-    return {f"{prefix}_acc": round(metrics.accuracy(cm), 5),
-            f"{prefix}_balanced_acc": round(metrics.balanced_accuracy(cm), 5), **recalls}
 
 
 def _train_val(args, cfg: Dict, classes: List[str]):
@@ -155,86 +134,36 @@ def _new_model(cfg: Dict, classes: List[str], x_train):
 def train_main(args) -> int:
     import torch
 
-    from ...core.device import resolve_device
-    from ...models.eye_state import EyeModelMeta, build_model, to_nchw
-    from ...models.state_dict import model_from_checkpoint, read_checkpoint, save_checkpoint
-    from . import train as loop
+    from ...models.eye_state import to_nchw
+    from ..args import fit_config, start_run
+    from ..distributed import setup
+    from ..fit import cosine_per_step, fit
+    from .train import EyeTask
 
-    resumed = read_checkpoint(args.resume, "eye-state") if args.resume else None
-    if resumed is not None and "config" not in resumed:
-        raise ValueError(f"'{args.resume}' holds no run state; resume from a last.pt")
-    cfg = _train_config(args, resumed)
+    cfg, state = start_run(args, TRAIN_DEFAULTS, ("data", "image_root", "only_files",
+                                                  "exclude_files"))
     classes = [c.strip() for c in str(cfg["classes"]).split(",")]
-    device = resolve_device(args.device)
+    device, _ = setup(args.device)
     train_s, val_s, counts = _train_val(args, cfg, classes)
     x_train = to_nchw(ds.load_images(train_s, cfg["input_size"], cfg["channels"]))
     y_train = torch.tensor([s.label for s in train_s])
     x_val = to_nchw(ds.load_images(val_s, cfg["input_size"], cfg["channels"]))
     y_val = np.array([s.label for s in val_s], dtype=np.int64)
-
-    model, meta = (model_from_checkpoint(resumed, EyeModelMeta, build_model) if resumed is not None
-                   else _new_model(cfg, classes, x_train))
+    model, meta = _new_model(cfg, classes, x_train)  # a resumed run's weights come from its state
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"],
-                                  weight_decay=cfg["weight_decay"])
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
-    start, best = 0, -1.0
-    if resumed is not None:
-        optimizer.load_state_dict(resumed["optimizer"])
-        scaler.load_state_dict(resumed["scaler"])
-        start, best = int(resumed["epoch"]), float(resumed["best_score"])
-        log.info("resuming after epoch %d of %d (best so far %.4f)", start, cfg["epochs"], best)
 
     class_w = torch.tensor(len(train_s) / (len(classes) * counts), dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(
-        weight=class_w.to(device) if cfg["balance"] == "weights" else None)
-    sample_w = class_w[y_train]
-    steps = math.ceil(len(train_s) / cfg["batch_size"])
-    total_steps = cfg["epochs"] * steps
-
-    def lr_at(step: int) -> float:  # cosine decay from the peak to zero over the whole run
-        return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    epoch_log = RunLog(args.out, append=True)  # a resumed run adds to its metrics.csv
-    try:
-        for epoch in range(start, cfg["epochs"]):
-            t0 = time.monotonic()
-            # every epoch's randomness (order, augmentation, dropout) from (seed, epoch) alone,
-            # so a resumed run repeats the straight one
-            epoch_seed = cfg["seed"] * 1_000_003 + epoch
-            g = torch.Generator().manual_seed(epoch_seed)
-            torch.manual_seed(epoch_seed)
-            order = (torch.multinomial(sample_w, len(train_s), True, generator=g)
-                     if cfg["balance"] == "sampler" else torch.randperm(len(train_s), generator=g))
-            loss, train_cm = loop.train_epoch(
-                model, x_train, y_train, order, meta, optimizer, lr_at, epoch * steps, loss_fn,
-                scaler, cfg["batch_size"], device, g if cfg["augment"] else None,
-                desc=f"epoch {epoch + 1}/{cfg['epochs']}")
-            row = {"epoch": epoch + 1, "lr": lr_at(epoch * steps), "train_loss": round(loss, 5),
-                   **_figures("train", train_cm, classes)}
-            if len(val_s):
-                probs = loop.predict(model, x_val, meta, device)
-                val_cm = metrics.confusion_matrix(y_val, probs.argmax(1), len(classes))
-                nll = -np.log(probs[np.arange(len(y_val)), y_val] + 1e-12).mean()
-                row.update({"val_loss": round(float(nll), 5), **_figures("val", val_cm, classes)})
-            row["seconds"] = round(time.monotonic() - t0, 2)
-            epoch_log.epoch(row)
-            log.info("epoch %d/%d  %s", epoch + 1, cfg["epochs"],
-                     "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
-            score = row["val_balanced_acc" if len(val_s) else "train_balanced_acc"]
-            info = {"epoch": epoch + 1, "score": score, "train_images": len(train_s),
-                    "val_images": len(val_s), "data": str(args.data)}
-            if score > best:
-                best = score
-                save_checkpoint(args.out / "best.pt", model, meta, info=info)
-            save_checkpoint(args.out / "last.pt", model, meta, info=info, config=cfg,
-                            optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
-                            epoch=epoch + 1, best_score=best)
-    finally:
-        epoch_log.close()
-    print(f"best {'validation' if len(val_s) else 'training'} balanced accuracy {best:.4f}; "
-          f"checkpoints {args.out / 'best.pt'}, {args.out / 'last.pt'}")
+    task = EyeTask(model, meta, x_train, y_train, x_val, y_val, device, cfg["augment"],
+                   class_w if cfg["balance"] == "weights" else None,
+                   class_w[y_train] if cfg["balance"] == "sampler" else None,
+                   info={"train_images": len(train_s), "val_images": len(val_s),
+                         "data": str(cfg["data"])})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"],
+                                  weight_decay=cfg["weight_decay"])
+    best = fit(task, optimizer, fit_config(cfg, args), args.out, device, cfg, cosine_per_step(cfg["epochs"]),
+               state)
+    print(f"best {'validation' if len(val_s) else 'training'} balanced accuracy "
+          f"{best['score']:.4f}; checkpoints {args.out / 'best.pt'}, {args.out / 'last.pt'}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""One training epoch and batched prediction over in-memory uint8 tensors (N, C, H, W).
+"""Eye-state training: the `fit` hooks and batched prediction over in-memory uint8 tensors
+(N, C, H, W).
 
 Augmentation runs on whole batches (one affine resampling, flips, brightness and contrast) and
 draws every random number from the epoch's generator, so a resumed run repeats a straight one.
@@ -6,67 +7,100 @@ draws every random number from the epoch's generator, so a resumed run repeats a
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+from ...metrics.classification import (accuracy, balanced_accuracy, confusion_matrix,
+                                       per_class)
 from ...models.eye_state import EyeModelMeta, normalize
-from ..crop_loop import jitter
-from ...metrics.classification import confusion_matrix
+from ...models.state_dict import save_checkpoint
+from ..augment import Draws, jitter
+from ..fit import Task, TensorDataset
 
 MAX_ROTATION = math.radians(10)  # residual roll after landmark alignment
 MAX_ZOOM = 0.1                   # crop-scale mismatch between landmark detectors
 MAX_SHIFT = 0.1                  # fraction of the half side: landmark jitter
 
 
-def _uniform(n: int, g: torch.Generator, amplitude: float, shape: Tuple[int, ...] = ()):
-    return (torch.rand((n,) + shape, generator=g) * 2 - 1) * amplitude
-
-
-def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, d: Draws) -> torch.Tensor:
     """Random flip, rotation, zoom, shift, contrast and brightness of a float batch in [0, 1]."""
     n = x.shape[0]
-    angle, zoom = _uniform(n, g, MAX_ROTATION), 1 + _uniform(n, g, MAX_ZOOM)
-    flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
-    shift = _uniform(n, g, MAX_SHIFT, (2,))
+    angle, zoom = d.uniform(n, MAX_ROTATION), 1 + d.uniform(n, MAX_ZOOM)
+    flip = torch.where(d.rand(n) < 0.5, -1.0, 1.0)
+    shift = d.uniform(n, MAX_SHIFT, 2)
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
                          torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1).to(x.device)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return jitter(F.grid_sample(x, grid, padding_mode="border", align_corners=False), g)
+    return jitter(F.grid_sample(x, grid, padding_mode="border", align_corners=False), d)
 
 
-def train_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                order: torch.Tensor, meta: EyeModelMeta, optimizer: torch.optim.Optimizer,
-                lr_at: Callable[[int], float], first_step: int, loss_fn: nn.Module,
-                scaler: torch.amp.GradScaler, batch_size: int, device: torch.device,
-                g: Optional[torch.Generator], desc: str) -> Tuple[float, np.ndarray]:
-    """Train over `images[order]` in batches; (mean loss, confusion matrix). `g` = augment."""
-    model.train()
-    total, preds = 0.0, []
-    starts = range(0, len(order), batch_size)
-    for i, start in enumerate(tqdm(starts, desc=desc, leave=False, unit="batch", disable=None)):
-        idx = order[start:start + batch_size]
-        x = images[idx].to(device, non_blocking=True).float() / 255.0
-        y = labels[idx].to(device, non_blocking=True)
-        x = normalize(augment(x, g) if g is not None else x, meta)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(first_step + i)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
-            logits = model(x)
-            loss = loss_fn(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        total += loss.item() * len(idx)
-        preds.append(logits.argmax(1).cpu())
-    cm = confusion_matrix(labels[order].numpy(), torch.cat(preds).numpy(), len(meta.classes))
-    return total / len(order), cm
+class EyeTask(Task):
+    """Eye-state classification on in-memory uint8 crops (N, C, H, W): cross-entropy (class
+    weights or a balanced sampler against imbalance), figures of the training batches and of
+    the validation crops, the best epoch by balanced accuracy."""
+
+    def __init__(self, model: nn.Module, meta: EyeModelMeta, x_train: torch.Tensor,
+                 y_train: torch.Tensor, x_val: torch.Tensor, y_val: np.ndarray,
+                 device: torch.device, augmented: bool, class_weights: Optional[torch.Tensor],
+                 sample_weights: Optional[torch.Tensor], info: Dict):
+        self.module, self.meta, self.device = model, meta, device
+        self.data = TensorDataset(image=x_train, label=y_train)
+        self.x_val, self.y_val, self.augmented = x_val, y_val, augmented
+        self.loss_fn = nn.CrossEntropyLoss(
+            weight=class_weights.to(device) if class_weights is not None else None)
+        self._weights, self.info = sample_weights, info
+        self.labels: List[torch.Tensor] = []
+        self.preds: List[torch.Tensor] = []
+
+    def train_set(self):
+        return self.data
+
+    def sample_weights(self):
+        return self._weights
+
+    def start_epoch(self, epoch: int) -> None:
+        self.labels, self.preds = [], []
+
+    def loss(self, module, batch, step):
+        x = batch["image"].float() / 255.0
+        x = normalize(augment(x, step.draws) if self.augmented else x, self.meta)
+        with step.autocast():
+            logits = module(x)
+        self.labels.append(batch["label"].cpu())
+        self.preds.append(logits.detach().argmax(1).cpu())
+        return self.loss_fn(logits.float(), batch["label"])
+
+    def train_figures(self) -> Dict[str, float]:
+        cm = confusion_matrix(torch.cat(self.labels).numpy(), torch.cat(self.preds).numpy(),
+                              len(self.meta.classes))
+        return figures("train", cm, self.meta.classes)
+
+    def evaluate(self, module) -> Dict[str, float]:
+        if not len(self.y_val):
+            return {}
+        probs = predict(module, self.x_val, self.meta, self.device)
+        cm = confusion_matrix(self.y_val, probs.argmax(1), len(self.meta.classes))
+        nll = -np.log(probs[np.arange(len(self.y_val)), self.y_val] + 1e-12).mean()
+        return {"val_loss": round(float(nll), 5), **figures("val", cm, self.meta.classes)}
+
+    def score(self, row) -> float:
+        return row["val_balanced_acc" if len(self.y_val) else "train_balanced_acc"]
+
+    def save(self, path, info) -> None:
+        save_checkpoint(path, self.module, self.meta, info={**info, **self.info})
+
+
+def figures(prefix: str, cm: np.ndarray, classes: List[str]) -> Dict[str, float]:
+    """Accuracy, balanced accuracy and per-class recall of a confusion matrix."""
+    recalls = {f"{prefix}_recall_{c}": round(v["recall"], 5)
+               for c, v in per_class(cm, classes).items()}
+    return {f"{prefix}_acc": round(accuracy(cm), 5),
+            f"{prefix}_balanced_acc": round(balanced_accuracy(cm), 5), **recalls}
 
 
 @torch.inference_mode()

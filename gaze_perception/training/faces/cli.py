@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import shutil
-import time
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -23,14 +22,22 @@ import yaml
 
 from ...core import weights
 from ..errors import DataError
-from ..run_log import append_row
 
 log = logging.getLogger(__name__)
 
 STAGE_NAMES = ("pnet", "rnet", "onet")
 
 
+#: run settings (saved in train_state.pt; a resumed run keeps them, bar --epochs)
+TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 256, "lr": 1e-3, "seed": 0}
+SETTINGS = ("stage", "boxes", "images", "landmarks", "landmark_images", "mine", "mining_weights",
+            "init", "neg_ratio", "crops_per_face", "min_face", "loss_weights", "box_loss",
+            "cls_weights", "ohem", "weight_decay", "flip", "val_fraction")
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
+    from ..args import add_common_args
+
     p.add_argument("--stage", required=True, choices=STAGE_NAMES, help="cascade stage to train")
     p.add_argument("--boxes", required=True, type=Path,
                    help="WIDER FACE style box file (e.g. wider_face_train_bbx_gt.txt)")
@@ -40,8 +47,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    "'file x1 y1 ... x5 y5 x y w h' (landmark samples for onet)")
     p.add_argument("--landmark-images", type=Path,
                    help="folder the landmark file's paths are relative to (default --images)")
-    p.add_argument("--out", type=Path, default=Path("runs/face_detector"),
-                   help="weights folder to write (default runs/face_detector)")
+    add_common_args(p, TRAIN_DEFAULTS, out="runs/face_detector",
+                    lr_help="Adam learning rate, constant")
     p.add_argument("--mine", action=argparse.BooleanOptionalAction, default=True,
                    help="rnet/onet: add the earlier stages' candidates as hard examples "
                         "(default on)")
@@ -63,16 +70,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                                          "(default: unweighted)")
     p.add_argument("--ohem", type=float, default=0.7, help="share of the classification "
                    "losses kept in each batch, hardest first (default 0.7; 1 = no OHEM)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="random horizontal flips (default on)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of the images held out for validation (default 0.1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -107,28 +109,42 @@ def _check_train_args(args) -> None:
     checks = [(0 < args.ohem <= 1, "--ohem must lie in (0, 1]"),
               (args.neg_ratio >= 0, "--neg-ratio must be >= 0"),
               (args.crops_per_face >= 1, "--crops-per-face must be >= 1"),
-              (args.epochs >= 1, "--epochs must be >= 1"),
-              (args.batch_size >= 1, "--batch-size must be >= 1"),
               (0 <= args.val_fraction < 1, "--val-fraction must lie in [0, 1)")]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
 
 
+def run_folder(out: Path, stage: str) -> Path:
+    """Where the training run of one stage keeps its figures, checkpoints and state."""
+    return Path(out) / "runs" / stage
+
+
 def train_main(args) -> int:
     import torch
 
-    from ...core.device import resolve_device
+    from ..args import fit_config, start_run
+    from ..distributed import setup
+    from ..fit import fit
     from . import data as face_data
     from . import samples as face_samples
     from . import train as face_train
 
+    weights_dir = Path(args.out)
+    run = run_folder(weights_dir, args.stage)
+    cfg, state = start_run(argparse.Namespace(**{**vars(args), "out": run}), TRAIN_DEFAULTS,
+                           SETTINGS)
+    args = argparse.Namespace(**{**vars(args), **cfg})
+    for key in ("boxes", "images", "landmarks", "landmark_images", "mining_weights"):
+        if getattr(args, key) is not None:
+            setattr(args, key, Path(getattr(args, key)))
+    args.out = weights_dir
     _check_train_args(args)
     loss_cfg = face_train.LossConfig(
         _floats(args.loss_weights, 3, "--loss-weights")
         or face_train.DEFAULT_LOSS_WEIGHTS[args.stage],
         args.box_loss, _floats(args.cls_weights, 2, "--cls-weights"), args.ohem)
-    device = resolve_device(args.device)
+    device, dist = setup(args.device)
     dataset = face_data.read_boxes(args.boxes)
     if args.landmarks:
         if args.stage != "onet":
@@ -136,10 +152,10 @@ def train_main(args) -> int:
         else:
             dataset = face_data.merge(dataset, face_data.read_landmarks(args.landmarks))
     net_cls, size = face_train.STAGES[args.stage]
-    cfg = face_samples.SampleConfig(size, args.neg_ratio, args.crops_per_face, args.min_face,
-                                    landmarks=args.stage == "onet")
+    sample_cfg = face_samples.SampleConfig(size, args.neg_ratio, args.crops_per_face,
+                                           args.min_face, landmarks=args.stage == "onet")
     miner = _miner(args, device) if args.stage != "pnet" and args.mine else None
-    samples = face_samples.generate(dataset, args.images, cfg, args.seed, miner,
+    samples = face_samples.generate(dataset, args.images, sample_cfg, args.seed, miner,
                                     args.landmark_images, desc=f"{args.stage} samples")
     val_images = _held_out(len(dataset), args.val_fraction, args.seed)
     is_val = np.isin(samples.source, val_images)
@@ -155,22 +171,16 @@ def train_main(args) -> int:
     net = net_cls()
     if args.init:
         _load_init(net, args.init)
-    train_cfg = face_train.TrainConfig(args.epochs, args.batch_size, args.lr, args.weight_decay,
-                                       args.flip, args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    csv_path = args.out / f"{args.stage}_metrics.csv"
-    csv_path.unlink(missing_ok=True)
-    clock = [time.monotonic()]
-
-    def on_epoch(epoch: int, row: Dict[str, float]) -> None:
-        row = {"epoch": epoch, **{k: round(v, 6) for k, v in row.items()},
-               "seconds": round(time.monotonic() - clock[0], 2)}
-        clock[0] = time.monotonic()
-        append_row(csv_path, row)
-        log.info("epoch %d/%d  %s", epoch, args.epochs, "  ".join(
-            f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
-
-    best = face_train.fit(net, train_s, val_s, loss_cfg, train_cfg, device, on_epoch)
+    net.to(device)
+    task = face_train.FaceTask(net, train_s, val_s, loss_cfg, args.flip, device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    fit(task, optimizer, fit_config(cfg, args), run, device, cfg, None, state)
+    if args.stop_after is not None and args.stop_after < cfg["epochs"]:
+        print(f"stopped after epoch {args.stop_after}; continue with --resume")
+        return 0
+    if not dist.main:
+        return 0
+    best = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
     net.load_state_dict(best)
     scored = val_s if len(val_s) else train_s
     figures = face_train.evaluate(net, scored, loss_cfg, device)
@@ -179,7 +189,7 @@ def train_main(args) -> int:
     print(f"{'validation' if len(val_s) else 'training'} samples {scored.counts()}")
     print(format_sample_figures(figures))
     print(f"weights {path}; use `--weights-dir {args.out}` (backend parameter weights_dir) "
-          "to run or evaluate the cascade")
+          f"to run or evaluate the cascade; figures and checkpoints in {run}")
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -18,6 +18,8 @@ from torch import Tensor, nn
 
 from ...models.mtcnn import ONet, PNet, RNet
 from ...metrics import classification as metrics
+from ...models.state_dict import save_atomic
+from ..fit import Task, TensorDataset
 from .evaluate import normalised_point_error
 from .samples import LANDMARK, NEG, PART, POS, Samples
 
@@ -36,16 +38,6 @@ class LossConfig:
     box_loss: str = "mse"                              # or "smooth_l1"
     cls_weights: Optional[Tuple[float, float]] = None  # (non-face, face) CE weights
     ohem: float = 0.7                                  # share of classification losses kept
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    flip: bool = True
-    seed: int = 0
 
 
 def normalise(images: Tensor) -> Tensor:
@@ -94,38 +86,40 @@ def flip(images: Tensor, offsets: Tensor, points: Tensor, mask: Tensor):
     return images, offsets, points
 
 
-class _Tensors:
-    """Samples as CPU tensors, indexed per batch."""
+class FaceTask(Task):
+    """One MTCNN stage on generated samples: the multi-source loss with OHEM, random flips,
+    the best epoch by the lowest validation (else training) total loss."""
 
-    def __init__(self, s: Samples) -> None:
-        self.images = torch.from_numpy(s.images)
-        self.kind = torch.from_numpy(s.kind.astype(np.int64))
-        self.offsets = torch.from_numpy(s.offsets)
-        self.points = torch.from_numpy(s.points)
+    def __init__(self, net: nn.Module, train: Samples, val: Optional[Samples],
+                 loss_cfg: LossConfig, flips: bool, device: torch.device):
+        self.module, self.loss_cfg, self.flips, self.device = net, loss_cfg, flips, device
+        self.data = TensorDataset(images=torch.from_numpy(train.images),
+                                  kind=torch.from_numpy(train.kind.astype(np.int64)),
+                                  offsets=torch.from_numpy(train.offsets),
+                                  points=torch.from_numpy(train.points))
+        self.scored = val if val is not None and len(val) else train
 
-    def __len__(self) -> int:
-        return len(self.kind)
+    def train_set(self):
+        return self.data
 
+    def loss(self, module, batch, step):
+        images, offsets, points = batch["images"], batch["offsets"], batch["points"]
+        if self.flips:
+            mask = (step.draws.rand(len(images)) < 0.5).to(images.device)
+            images, offsets, points = flip(images, offsets, points, mask)
+        with step.autocast():
+            reg, pts, logits = run_net(module, normalise(images))
+        return losses(reg.float(), None if pts is None else pts.float(), logits.float(),
+                      batch["kind"], offsets, points, self.loss_cfg)["total"]
 
-def train_epoch(net: nn.Module, data: _Tensors, opt: torch.optim.Optimizer, loss_cfg: LossConfig,
-                cfg: TrainConfig, g: torch.Generator, device: torch.device) -> float:
-    """One pass in a seeded order; mean total loss over the batches."""
-    net.train()
-    order, total, batches = torch.randperm(len(data), generator=g), 0.0, 0
-    for start in range(0, len(order), cfg.batch_size):
-        idx = order[start:start + cfg.batch_size]
-        images, offsets, points = data.images[idx], data.offsets[idx], data.points[idx]
-        if cfg.flip:
-            images, offsets, points = flip(images, offsets, points,
-                                           torch.rand(len(idx), generator=g) < 0.5)
-        reg, pts, logits = run_net(net, normalise(images.to(device)))
-        loss = losses(reg, pts, logits, data.kind[idx].to(device), offsets.to(device),
-                      points.to(device), loss_cfg)["total"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total, batches = total + loss.item(), batches + 1
-    return total / max(batches, 1)
+    def evaluate(self, module):
+        return evaluate(module, self.scored, self.loss_cfg, self.device)
+
+    def score(self, row):
+        return -row["loss_total"]
+
+    def save(self, path, info):
+        save_atomic({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, path)
 
 
 @torch.inference_mode()
@@ -133,15 +127,17 @@ def evaluate(net: nn.Module, samples: Samples, loss_cfg: LossConfig, device: tor
              batch_size: int = 1024) -> Dict[str, float]:
     """Losses (without OHEM), per-class accuracy, box and normalised landmark errors."""
     net.eval()
-    data = _Tensors(samples)
-    outs = [run_net(net, normalise(data.images[i:i + batch_size].to(device)))
-            for i in range(0, len(data), batch_size)]
+    images = torch.from_numpy(samples.images)
+    outs = [run_net(net, normalise(images[i:i + batch_size].to(device)))
+            for i in range(0, len(images), batch_size)]
     reg = torch.cat([o[0] for o in outs]).cpu()
     pts = torch.cat([o[1] for o in outs]).cpu() if outs and outs[0][1] is not None else None
     logits = torch.cat([o[2] for o in outs]).cpu()
     plain = LossConfig(loss_cfg.weights, loss_cfg.box_loss, loss_cfg.cls_weights, ohem=1.0)
     out = {f"loss_{k}": float(v) for k, v in
-           losses(reg, pts, logits, data.kind, data.offsets, data.points, plain).items()}
+           losses(reg, pts, logits, torch.from_numpy(samples.kind.astype(np.int64)),
+                  torch.from_numpy(samples.offsets), torch.from_numpy(samples.points),
+                  plain).items()}
     out.update(sample_figures(samples, reg.numpy(), None if pts is None else pts.numpy(),
                               logits.softmax(1)[:, 1].numpy()))
     return out
@@ -162,23 +158,3 @@ def sample_figures(samples: Samples, reg: np.ndarray, pts: Optional[np.ndarray],
             if box.any() else math.nan,
             "landmark_error": float(normalised_point_error(pts[lm], samples.points[lm]).mean())
             if pts is not None and lm.any() else math.nan}
-
-
-def fit(net: nn.Module, train: Samples, val: Optional[Samples], loss_cfg: LossConfig,
-        cfg: TrainConfig, device: torch.device,
-        on_epoch: Callable[[int, Dict[str, float]], None]) -> Dict[str, Tensor]:
-    """Train for cfg.epochs; the state dict of the epoch with the lowest validation (else
-    training) total loss, on the CPU."""
-    net.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    g = torch.Generator().manual_seed(cfg.seed)
-    data, scored = _Tensors(train), val if val is not None and len(val) else train
-    best, best_state = math.inf, None
-    for epoch in range(1, cfg.epochs + 1):
-        row = {"train_loss": train_epoch(net, data, opt, loss_cfg, cfg, g, device)}
-        row.update(evaluate(net, scored, loss_cfg, device))
-        on_epoch(epoch, row)
-        if row["loss_total"] < best:
-            best = row["loss_total"]
-            best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    return best_state

@@ -27,11 +27,18 @@ from ...metrics.classification import confusion_matrix, format_confusion
 log = logging.getLogger(__name__)
 
 
+#: run settings (saved in train_state.pt; a resumed run keeps them, bar --epochs)
+TRAIN_DEFAULTS = {"epochs": 20, "batch_size": 32, "lr": 1e-3, "seed": 0}
+SETTINGS = ("data", "arch", "input_size", "crop_scale", "detector", "detector_params", "select",
+            "every", "weight_decay", "augment", "balance", "val_fraction")
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
+    from ..args import add_common_args
+
     p.add_argument("--data", required=True, type=Path,
                    help="folder of clips (videos or frame folders) with NAME.csv labels")
-    p.add_argument("--out", type=Path, default=Path("runs/gaze_coding"),
-                   help="output folder (default runs/gaze_coding)")
+    add_common_args(p, TRAIN_DEFAULTS, out="runs/gaze_coding")
     p.add_argument("--arch", default="resnet18",
                    help="timm model name, e.g. resnet18 (default), regnety_016, regnety_160")
     p.add_argument("--input-size", type=int, default=100, help="crop side (default 100)")
@@ -42,10 +49,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="which face is the infant (default icatcher: low and square)")
     p.add_argument("--every", type=int, default=1,
                    help="use every N-th labelled frame (neighbours are near duplicates)")
-    p.add_argument("--epochs", type=int, default=20, help="default 20")
-    p.add_argument("--batch-size", type=int, default=32, help="default 32")
-    p.add_argument("--lr", type=float, default=1e-3,
-                   help="peak AdamW learning rate, cosine decay (default 1e-3)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="default 1e-4")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="mirror half the crops (swapping left and right), brightness and "
@@ -54,8 +57,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="weight the loss by inverse class frequency (default on)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="share held out for validation (default 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="default 0")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -71,19 +72,20 @@ def _loss_of(meta, weight, augment: bool):
     import torch.nn.functional as F
 
     from ...models.face_crop import normalize
-    from ..crop_loop import jitter, random_flips
+    from ..augment import jitter, random_flips
 
     swap = torch.arange(len(GAZE_CLASSES))
     swap[LEFT], swap[RIGHT] = RIGHT, LEFT
 
-    def loss_of(model, batch, g):
+    def loss_of(model, batch, step):
         x, y = batch["image"].float() / 255.0, batch["label"]
         if augment:
-            flip = random_flips(len(x), g).to(x.device)
+            flip = random_flips(len(x), step.draws).to(x.device)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
             y = torch.where(flip, swap.to(y.device)[y], y)
-            x = jitter(x, g)
-        logits = model(normalize(x, meta.mean, meta.std))
+            x = jitter(x, step.draws)
+        with step.autocast():
+            logits = model(normalize(x, meta.mean, meta.std))
         return F.cross_entropy(logits.float(), y, weight=weight)
     return loss_of
 
@@ -96,13 +98,16 @@ def _figures(labels: np.ndarray, probs: np.ndarray) -> dict:
 def train_main(args) -> int:
     import torch
 
-    from ...core.device import resolve_device
     from ...models.face_crop import normalize
     from ...models.gaze_coding import CodingMeta, build_model
     from ...models.state_dict import save_checkpoint
-    from ..crop_loop import FitSettings, TensorDataset, fit, predict
+    from ..args import fit_config, start_run
+    from ..distributed import setup
+    from ..fit import CallbackTask, TensorDataset, cosine_per_step, fit, predict
 
-    device = resolve_device(args.device)
+    cfg, state = start_run(args, TRAIN_DEFAULTS, SETTINGS)
+    args = argparse.Namespace(**{**vars(args), **cfg})
+    device, _ = setup(args.device)
     if args.every < 1:
         raise ValueError(f"--every must be >= 1, got {args.every}")
     meta = CodingMeta(arch=args.arch, input_size=args.input_size, crop_scale=args.crop_scale)
@@ -135,7 +140,7 @@ def train_main(args) -> int:
         return torch.softmax(m(normalize(batch["image"].float() / 255.0, meta.mean, meta.std))
                              .float(), dim=1)
 
-    def validate(m):
+    def evaluate(m):
         if val is None:
             return {}
         return _figures(labels[val_idx].numpy(), predict(m, val, forward, device,
@@ -150,9 +155,12 @@ def train_main(args) -> int:
     if val is not None and key == "val_agreement":
         log.warning("validation holds one class only: choosing the best epoch by agreement")
 
-    settings = FitSettings(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed)
-    best = fit(model, train, _loss_of(meta, weight, args.augment), validate,
-               lambda figures: figures[key], save, args.out, settings, device)
+    def score(row):
+        return row[key] if val is not None else -row["train_loss"]
+
+    task = CallbackTask(model, train, _loss_of(meta, weight, args.augment), evaluate, score, save)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    best = fit(task, optimizer, fit_config(cfg, args), args.out, device, cfg, cosine_per_step(args.epochs), state)
     what = f"{key} {best['score']:.4f}" if val else f"training loss {-best['score']:.4f}"
     print(f"best epoch {best['epoch']} ({what}); checkpoints {args.out / 'best.pt'}, "
           f"{args.out / 'last.pt'}")

@@ -42,7 +42,7 @@ def _bins(text: str) -> Tuple[int, float]:
     return count, width
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=("l2cs", "itracker"), default="l2cs",
                    help="l2cs: yaw/pitch from an angle CSV (default); itracker: screen point "
                         "from GazeCapture-style sessions")
@@ -52,15 +52,26 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="folder the CSV's file paths are relative to (default: the CSV's folder)")
     p.add_argument("--units", choices=("deg", "rad"), default="deg",
                    help="angle unit of the CSV (default deg)")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    _add_data(p)
     p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
     p.add_argument("--workers", type=int, default=2, help="image-reading processes (default 2)")
     p.add_argument("--batch-size", type=int, default=32, help="default 32")
 
 
+#: run settings (saved in train_state.pt; a resumed run keeps them, bar --epochs)
+TRAIN_DEFAULTS = {"epochs": 20, "batch_size": 32, "lr": 1e-3, "seed": 0}
+SETTINGS = ("model", "data", "image_root", "units", "backbone", "bins", "alpha", "input_size",
+            "crop_scale", "weight_decay", "augment", "val_fraction")
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    _add_common(p)
-    p.add_argument("--out", type=Path, default=Path("runs/gaze_direction"),
-                   help="output folder (default runs/gaze_direction)")
+    from ..args import add_common_args
+
+    _add_data(p)
+    add_common_args(p, TRAIN_DEFAULTS, out="runs/gaze_direction", workers=2)
     p.add_argument("--backbone", default="resnet50",
                    help="l2cs: timm model name or shufflenet_v2_x1_0 (default resnet50; "
                         "benchmarks/gaze_direction.py compares the light ones)")
@@ -73,16 +84,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="crop side in pixels: l2cs face, itracker face and eyes (default 224)")
     p.add_argument("--crop-scale", type=float, default=1.0,
                    help="run-time face crop side / face box side (default 1)")
-    p.add_argument("--epochs", type=int, default=20, help="default 20")
-    p.add_argument("--lr", type=float, default=1e-3,
-                   help="peak AdamW learning rate, cosine decay (default 1e-3)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="default 1e-4")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="brightness/contrast; l2cs also mirrors (negating yaw) (default on)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share held out for validation, whole groups / sessions when known "
                         "(default 0.1; GazeCapture's info.json train/val split wins)")
-    p.add_argument("--seed", type=int, default=0, help="default 0")
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -178,35 +185,44 @@ def _line(args) -> _Line:
 def train_main(args) -> int:
     import torch
 
-    from ...core.device import resolve_device
     from ...models.gaze_direction import build_model
     from ...models.state_dict import save_checkpoint
-    from ..crop_loop import FitSettings, fit, predict
+    from ..args import fit_config, start_run
+    from ..distributed import setup
+    from ..fit import CallbackTask, cosine_per_step, fit, predict
 
-    device = resolve_device(args.device)
+    cfg, state = start_run(args, TRAIN_DEFAULTS, SETTINGS)
+    args = argparse.Namespace(**{**vars(args), **cfg})
+    if isinstance(args.bins, str):
+        args.bins = _bins(args.bins)
+    device, _ = setup(args.device)
     line = _line(args)
     train, val = line.train, line.val
     if len(train) < 2:
         raise DataError(f"need at least 2 training samples, got {len(train)}")
     log.info("%d training samples, %d validation", len(train), len(val) if val else 0)
-    settings = FitSettings(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(cfg["seed"])
     model = build_model(line.meta).to(device)
     val_true = val.targets() if val else None
 
-    def validate(m):
+    def evaluate(m):
         if val is None:
             return {}
-        pred = predict(m, val, line.forward, device, args.batch_size, args.workers).numpy()
+        pred = predict(m, val, line.forward, device, cfg["batch_size"], args.workers).numpy()
         return {f"val_{k}": v for k, v in line.figures(pred, val_true).items()}
+
+    def score(row):
+        return -row[f"val_{line.error_key}"] if val is not None else -row["train_loss"]
 
     def save(path, info):
         save_checkpoint(path, model, line.meta, info={**info, "data": str(args.data)})
 
-    best = fit(model, train, line.loss_of, validate, lambda f: -f[f"val_{line.error_key}"],
-               save, args.out, settings, device, args.workers)
-    what = f"validation {line.error_key} {-best['score']:.4f}" if val else \
-        f"training loss {-best['score']:.4f}"
+    task = CallbackTask(model, train, line.loss_of, evaluate, score, save)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"],
+                                  weight_decay=cfg["weight_decay"])
+    best = fit(task, optimizer, fit_config(cfg, args), args.out, device, cfg, cosine_per_step(cfg["epochs"]), state)
+    what = (f"validation {line.error_key} {-best['score']:.4f}" if val else
+            f"training loss {-best['score']:.4f}")
     print(f"best epoch {best['epoch']} ({what}); checkpoints {args.out / 'best.pt'}, "
           f"{args.out / 'last.pt'}")
     return 0
@@ -217,7 +233,7 @@ def eval_main(args) -> int:
     from ...models.gaze_direction import load_direction_model
     from . import data as dd
     from . import train as fit
-    from ..crop_loop import predict
+    from ..fit import predict
 
     device = resolve_device(args.device)
     model, meta = load_direction_model(args.weights, args.model, device=device)

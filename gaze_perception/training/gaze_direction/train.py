@@ -2,7 +2,7 @@
 augmentation) and its outputs (L2CS: yaw, pitch in degrees; iTracker: x, y in cm)."""
 from __future__ import annotations
 
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +10,8 @@ from torch import nn
 
 from ...models.face_crop import normalize
 from ...models.gaze_direction import ITrackerMeta, L2CSMeta, l2cs_loss
-from ..crop_loop import jitter, random_flips
+from ..augment import Draws, jitter, random_flips
+from ..fit import Step
 
 Batch = Dict[str, torch.Tensor]
 
@@ -33,23 +34,25 @@ def l2cs_loss_of(meta: L2CSMeta, alpha: float, augment: bool):
     brightness and contrast."""
     bins = meta.angle_bins
 
-    def loss_of(model: nn.Module, batch: Batch, g: torch.Generator) -> torch.Tensor:
+    def loss_of(model: nn.Module, batch: Batch, step: Step) -> torch.Tensor:
         x, target = _float(batch["image"]), batch["target"].clone()
         if augment:
-            flip = random_flips(len(x), g).to(x.device)
+            flip = random_flips(len(x), step.draws).to(x.device)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
             target[:, 0] = torch.where(flip, -target[:, 0], target[:, 0])
-            x = jitter(x, g)
-        yaw, pitch = model(normalize(x, meta.mean, meta.std))
-        return l2cs_loss(yaw, pitch, target, bins, alpha)
+            x = jitter(x, step.draws)
+        with step.autocast():
+            yaw, pitch = model(normalize(x, meta.mean, meta.std))
+        return l2cs_loss(yaw.float(), pitch.float(), target, bins, alpha)
     return loss_of
 
 
-def _itracker_inputs(meta: ITrackerMeta, batch: Batch, g=None):
+def _itracker_inputs(meta: ITrackerMeta, batch: Batch, draws: Optional[Draws] = None):
     crops = []
     for key in ("face", "left", "right"):
         x = _float(batch[key])
-        crops.append(normalize(jitter(x, g) if g is not None else x, meta.mean, meta.std))
+        crops.append(normalize(jitter(x, draws) if draws is not None else x, meta.mean,
+                               meta.std))
     return (*crops, batch["grid"])
 
 
@@ -62,7 +65,9 @@ def itracker_forward(meta: ITrackerMeta) -> Callable[[nn.Module, Batch], torch.T
 def itracker_loss_of(meta: ITrackerMeta, augment: bool):
     """MSE of the gaze point in cm; augmentation jitters brightness and contrast (mirroring
     would need the screen geometry, so there is none)."""
-    def loss_of(model: nn.Module, batch: Batch, g: torch.Generator) -> torch.Tensor:
-        out = model(*_itracker_inputs(meta, batch, g if augment else None))
+    def loss_of(model: nn.Module, batch: Batch, step: Step) -> torch.Tensor:
+        inputs = _itracker_inputs(meta, batch, step.draws if augment else None)
+        with step.autocast():
+            out = model(*inputs)
         return F.mse_loss(out.float(), batch["target"])
     return loss_of
