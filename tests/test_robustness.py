@@ -326,6 +326,8 @@ def test_hostile_weights_manifest_and_calibration_are_refused(tmp_path):
     (tmp_path / "manifest.yaml").write_text("weights: {x: [1, 2]}\n")
     with pytest.raises(WeightsError, match="entry 'x' must be a mapping with a 'file' key"):
         load_manifest(tmp_path)
+    with pytest.raises(FileNotFoundError, match="is a folder; expected a YAML file"):
+        load_calibration(tmp_path)
     cal = tmp_path / "camera.yaml"
     cal.write_text(BOMB)
     with pytest.raises(ValueError, match=f"calibration file '{cal}' expands to over"):

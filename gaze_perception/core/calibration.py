@@ -34,7 +34,8 @@ class Calibration:
 def load_calibration(path) -> Calibration:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"calibration file '{p}' does not exist")
+        raise FileNotFoundError(f"calibration file '{p}' " + (
+            "is a folder; expected a YAML file" if p.is_dir() else "does not exist"))
     if p.stat().st_size > MAX_BYTES:
         raise ValueError(f"calibration file '{p}' is {p.stat().st_size} bytes, over the "
                          f"{MAX_BYTES} allowed; refused")
