@@ -67,9 +67,12 @@ def choose_image_topic(reader: BagReader, topic: Optional[str] = None) -> str:
             raise TopicNotFoundError(f"'{topic}' is not an image topic of '{reader.path}' "
                                      f"(image topics: {images or 'none'})")
         return topic
-    if len(images) != 1:
+    if not images:
+        raise TopicNotFoundError(f"bag '{reader.path}' has no {IMAGE} or {COMPRESSED_IMAGE} "
+                                 f"topic (its topics: {', '.join(reader.topics) or 'none'})")
+    if len(images) > 1:
         raise TopicNotFoundError(f"bag '{reader.path}' has {len(images)} image topics "
-                                 f"({images or 'none'}); choose one with --image-topic")
+                                 f"({', '.join(images)}); choose one with --image-topic")
     return images[0]
 
 
