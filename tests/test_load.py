@@ -194,3 +194,28 @@ def test_attention_refuses_non_finite_gaze_targets(attention_graph):
     client.send("gaze_targets", GazeTargetArray(header=good.header, targets=[
         GazeTargetMsg(track_id=1, inout=0.9)]))
     assert _diag(client, "attention_gaze", "join_joined", 1) == 1
+
+
+def test_head_pose_gaze_in_a_crowd_picks_what_testing_every_face_picks(monkeypatch):
+    """The k-d tree path (more than FaceIndex.NEAREST + 1 faces: O(n log n), not O(n^2))
+    names the same targets as testing every face against every other."""
+    from gaze_perception.backends.head_pose_gaze import FaceIndex, HeadPoseGaze
+
+    rng = np.random.default_rng(1)
+    faces = []
+    for i in range(150):
+        s = rng.uniform(20, 60)
+        x, y = rng.uniform(0, 1920 - s), rng.uniform(0, 1080 - s)
+        faces.append(Face(x, y, s, s, score=0.9, track_id=i + 1, yaw=rng.uniform(-1.2, 1.2),
+                          pitch=rng.uniform(-0.5, 0.5), roll=0.0,
+                          landmarks=[(x + .3 * s, y + .4 * s), (x + .7 * s, y + .4 * s),
+                                     (x + .5 * s, y + .6 * s), (x + .35 * s, y + .8 * s),
+                                     (x + .65 * s, y + .8 * s)]))
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    backend = HeadPoseGaze(regions={"board": [[40, 20], [400, 20], [400, 150], [40, 150]]})
+    crowd = backend.estimate([image], [faces])[0]
+    monkeypatch.setattr(FaceIndex, "NEAREST", len(faces))  # every face a candidate
+    every = backend.estimate([image], [faces])[0]
+    assert [t.label for t in crowd] == [t.label for t in every]
+    assert np.allclose([t.point for t in crowd], [t.point for t in every])
+    assert sum(t.label.startswith("person:") for t in crowd) > 20  # people do look at people

@@ -81,8 +81,9 @@ class HeadPoseGaze(GazeTargetEstimator):
             height, width = image.shape[:2]
             cam = (intrinsics[k] if intrinsics and intrinsics[k] else None) or \
                 CameraIntrinsics.guess(width, height)
-            results.append([self._target(i, frame_faces, cam, width, height, angles[k][i])
-                            for i in range(len(frame_faces))])
+            others = FaceIndex(frame_faces)
+            results.append([self._target(i, frame_faces, cam, width, height, angles[k][i],
+                                         others) for i in range(len(frame_faces))])
         return results
 
     def _angles(self, images, faces) -> List[List[Tuple[float, float]]]:
@@ -98,7 +99,8 @@ class HeadPoseGaze(GazeTargetEstimator):
         return head
 
     def _target(self, index: int, faces: Sequence[Face], cam: CameraIntrinsics,
-                width: int, height: int, angles: Tuple[float, float]) -> GazeTarget:
+                width: int, height: int, angles: Tuple[float, float],
+                others: Optional["FaceIndex"] = None) -> GazeTarget:
         face = faces[index]
         if not all(math.isfinite(a) for a in angles):
             return GazeTarget(index, face.center, inout=0.0, score=0.0, track_id=face.track_id)
@@ -118,7 +120,8 @@ class HeadPoseGaze(GazeTargetEstimator):
         # Looking away from the camera, the ray's image ends at its vanishing point.
         reach = (math.hypot(cam.fx * d[0] / d[2] + cam.cx - eye[0],
                             cam.fy * d[1] / d[2] + cam.cy - eye[1]) if d[2] > 0 else math.inf)
-        hit = self._first_hit(np.array(eye), u, min(reach, self.max_distance), faces, index)
+        hit = self._first_hit(np.array(eye), u, min(reach, self.max_distance), faces, index,
+                              others or FaceIndex(faces))
         if hit is not None:
             label, point, angle = hit
             return GazeTarget(point=point, inout=IN_FRAME, score=1.0 - angle / self.cone,
@@ -129,23 +132,89 @@ class HeadPoseGaze(GazeTargetEstimator):
         return GazeTarget(point=(float(end[0]), float(end[1])), score=0.0,
                           inout=OUT_OF_FRAME if leave <= reach else OPEN_ENDED, **result)
 
-    def _first_hit(self, eye: np.ndarray, u: np.ndarray, limit: float,
-                   faces: Sequence[Face], index: int) -> Optional[Tuple[str, Point, float]]:
-        """(label, point, angle) of the nearest target within the cone, or None."""
-        candidates = [(name, poly, None) for name, poly in self.regions.items()]
-        for j, other in enumerate(faces):
-            if j != index:
-                x0, y0, x1, y1 = other.xyxy
-                box = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
-                candidates.append((f"person:{other.track_id or j}", box, other.center))
+    def _first_hit(self, eye: np.ndarray, u: np.ndarray, limit: float, faces: Sequence[Face],
+                   index: int, others: "FaceIndex") -> Optional[Tuple[str, Point, float]]:
+        """(label, point, angle) of the nearest target within the cone, or None: the regions,
+        then the other faces (those `others` offers, all at once), nearer ones first and on a
+        tie the first in order."""
         best = None
-        for label, poly, anchor in candidates:
+        for label, poly in self.regions.items():
             seen = _sighting(eye, u, limit, poly)
             if seen is None or seen[1] > self.cone or (best is not None and seen[0] >= best[0]):
                 continue
             distance, angle, chord_mid = seen
-            best = (distance, label, anchor or chord_mid or _centroid(poly), angle)
+            best = (distance, label, chord_mid or _centroid(poly), angle)
+        near = others.near(eye, index)
+        if near.size:
+            distance, angle = _box_sightings(eye, u, limit, others.boxes[near])
+            distance[angle > self.cone] = np.inf
+            k = int(np.argmin(distance))  # the first of the nearest: `near` is in face order
+            if np.isfinite(distance[k]) and (best is None or distance[k] < best[0]):
+                j = int(near[k])
+                best = (float(distance[k]), f"person:{faces[j].track_id or j}", faces[j].center,
+                        float(angle[k]))
         return None if best is None else best[1:]
+
+
+class FaceIndex:
+    """The faces of one frame as targets: boxes as arrays and, for crowds, a k-d tree of their
+    centres, so each face's ray is tested against at most NEAREST faces (those nearest its
+    eyes) and a frame costs O(n log n) instead of O(n^2). With more than NEAREST + 1 faces a
+    face farther than its NEAREST nearest is not a candidate target: in such a crowd one of
+    those nearer ones is nearly always within the cone first."""
+
+    NEAREST = 64
+
+    def __init__(self, faces: Sequence[Face]):
+        # float32 as the polygons of the regions, so a box and a region of the same corners
+        # are seen alike
+        self.boxes = np.array([f.xyxy for f in faces], dtype=np.float32).reshape(-1, 4) \
+            .astype(np.float64)
+        self.tree = None
+        if len(faces) > self.NEAREST + 1:
+            from scipy.spatial import cKDTree
+            self.tree = cKDTree((self.boxes[:, :2] + self.boxes[:, 2:]) / 2.0)
+
+    def near(self, point: np.ndarray, index: int) -> np.ndarray:
+        """Indices (ascending) of the candidate faces for face `index` looking from `point`."""
+        if self.tree is None:
+            return np.delete(np.arange(len(self.boxes)), index)
+        _, idx = self.tree.query(point, k=self.NEAREST + 1)
+        return np.sort(idx[idx != index][:self.NEAREST])
+
+
+def _box_sightings(eye: np.ndarray, u: np.ndarray, limit: float, boxes: np.ndarray):
+    """`_sighting` of many axis-aligned boxes (x0, y0, x1, y1) at once: (distance, angle)
+    arrays, inf where a box is not seen (behind, beyond reach, or around the eyes)."""
+    n = len(boxes)
+    x0, y0, x1, y1 = boxes.T
+    inside = (x0 <= eye[0]) & (eye[0] <= x1) & (y0 <= eye[1]) & (eye[1] <= y1)
+    t_near, t_far = np.full(n, -np.inf), np.full(n, np.inf)
+    for lo, hi, e, v in ((x0, x1, eye[0], u[0]), (y0, y1, eye[1], u[1])):
+        if abs(v) < 1e-12:  # parallel to these edges: crossed only from between them
+            between = (lo <= e) & (e <= hi)
+            t_near = np.where(between, t_near, np.inf)
+            t_far = np.where(between, t_far, -np.inf)
+            continue
+        a, b = (lo - e) / v, (hi - e) / v
+        t_near, t_far = np.maximum(t_near, np.minimum(a, b)), np.minimum(t_far, np.maximum(a, b))
+    crossed = (t_near <= t_far) & (t_far >= 0) & (t_near <= limit) & ~inside
+    distance = np.where(crossed, np.maximum(t_near, 0.0), np.inf)
+    angle = np.where(crossed, 0.0, np.inf)
+    # not crossed: the corner nearest the ray's direction, in front and within reach
+    corners = np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1), np.stack([x1, y1], 1),
+                        np.stack([x0, y1], 1)], 1) - eye  # (n, 4, 2)
+    along = corners @ u
+    dist = np.hypot(corners[..., 0], corners[..., 1])
+    ok = (along > 0) & (dist <= limit)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        angles = np.where(ok, np.arccos(np.clip(along / dist, -1.0, 1.0)), np.inf)
+    k = np.argmin(angles, axis=1)
+    rows = np.arange(n)
+    seen = ~crossed & ~inside & ok.any(axis=1)
+    distance = np.where(seen, dist[rows, k], distance)
+    angle = np.where(seen, angles[rows, k], angle)
+    return distance, angle
 
 
 def eye_point(face: Face) -> Point:
