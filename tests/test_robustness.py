@@ -169,6 +169,23 @@ def test_degenerate_arguments_are_refused_by_the_parser(small_bgr, tmp_path, cap
     assert message in err, err
 
 
+@pytest.mark.parametrize("task, extra", [
+    ("eye-state", ["--data", "{tmp}"]),
+    ("face-detector", ["--stage", "pnet", "--boxes", "{tmp}/boxes.txt", "--images", "{tmp}"]),
+    ("gaze-target", ["--dataset", "vat", "--root", "{tmp}"]),
+    ("gaze-direction", ["--data", "{tmp}/angles.csv"]),
+    ("gaze-coding", ["--data", "{tmp}"]),
+])
+def test_training_refuses_zero_epochs_before_any_work(tmp_path, capsys, task, extra):
+    run = tmp_path / "run"
+    assert main(["train", task, "--epochs", "0", "--out", str(run),
+                 *[a.format(tmp=tmp_path) for a in extra]]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs must be at least 1, got 0" in err, err
+    assert not run.exists()  # no run folder, no checkpoint paths claimed
+    _no_traceback(err)
+
+
 def test_path_arguments_that_are_folders_give_clear_errors(small_bgr, tmp_path, capsys):
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), small_bgr)
