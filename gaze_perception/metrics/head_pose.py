@@ -9,13 +9,14 @@ counted as missed (and not in the means).
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ..core.csv_io import dict_reader
 
 PROTOCOL_MAX_DEG = 99.0
 YAW_BANDS = ((0.0, 30.0), (30.0, 60.0), (60.0, 99.0))
@@ -28,7 +29,7 @@ def read_labels(data_dir: Path) -> Dict[str, Tuple[float, float, float]]:
         raise FileNotFoundError(f"no labels_project.csv in {data_dir}")
     with open(path, newline="") as fh:
         return {r["file"]: (float(r["yaw_deg"]), float(r["pitch_deg"]), float(r["roll_deg"]))
-                for r in csv.DictReader(fh)}
+                for r in dict_reader(fh, str(path))}
 
 
 def in_protocol(label: Sequence[float]) -> bool:

@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from ...core import weights
+from ...core.safe_yaml import load_yaml_file, load_yaml_text
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,7 @@ def _install(out: Path, stage: str, state, source: str) -> Path:
     import torch
 
     manifest = out / "manifest.yaml"
-    entries = (yaml.safe_load(manifest.read_text()) or {}).get("weights", {}) \
+    entries = (load_yaml_file(manifest, "weights manifest") or {}).get("weights", {}) \
         if manifest.is_file() else {}
     path = out / "mtcnn" / f"{stage}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -306,7 +307,7 @@ def _params(pairs) -> Dict[str, object]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--param needs KEY=VALUE, got '{pair}'")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = load_yaml_text(value, f"--param {key.strip()}")
     return out
 
 
