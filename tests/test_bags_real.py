@@ -228,8 +228,9 @@ def test_process_of_a_damaged_bag_writes_every_intact_frame(tmp_path, capsys, ca
 
 # --- report ----------------------------------------------------------------------------------
 
-def _faces_bag(path, n, storage="mcap"):
-    """One tracked person for `n` frames at 10 Hz, as the ROS graph records /faces."""
+def _faces_bag(path, n, storage="mcap", bad=()):
+    """One tracked person for `n` frames at 10 Hz, as the ROS graph records /faces; the
+    messages at positions `bad` are garbage."""
     with BagWriter(path, storage) as w:
         w.add_topic("/faces", "gaze_msgs/msg/FaceArray", OFFERED)
         for i in range(n):
@@ -239,7 +240,8 @@ def _faces_bag(path, n, storage="mcap"):
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(i * 100_000_000,
                                                                     1_000_000_000)
             msg.header.frame_id = "camera"
-            w.write("/faces", 10**9 + i * 100_000_000, serialize_message(msg))
+            data = b"\x00\x01\x00\x00garbage" if i in bad else serialize_message(msg)
+            w.write("/faces", 10**9 + i * 100_000_000, data)
 
 
 def test_report_of_a_damaged_bag_reports_what_is_intact(tmp_path, capsys):
@@ -257,6 +259,20 @@ def test_report_of_a_damaged_bag_reports_what_is_intact(tmp_path, capsys):
     assert rows[1].split(",")[:3] == ["7", "0.000", f"{(intact - 1) / 10:.3f}"]
     page = (out / "index.html").read_text()
     assert "damaged" in page  # the report itself says what it does not cover
+
+
+def test_report_and_eval_skip_a_message_that_does_not_deserialize(tmp_path, capsys):
+    bag = tmp_path / "session"
+    _faces_bag(bag, 30, bad={10})
+    assert main(["report", str(bag), "--out", str(tmp_path / "r")]) == EXIT_PARTIAL
+    printed = capsys.readouterr().out
+    assert "1 people over 2.9 s" in printed and "at 2000000000 ns" in printed
+    person = tmp_path / "p.txt"
+    person.write_text("".join(f"{i:05d}.jpg,95,90,185,185\n" for i in range(30)))
+    assert _eval(bag, "--annotations", person) == EXIT_PARTIAL
+    printed = capsys.readouterr().out
+    assert "frames: 29 in the bag" in printed and "tp 29, fp 0, fn 0" in printed
+    assert "skipped: /faces message at 2000000000 ns" in printed
 
 
 def test_report_reads_a_bag_as_rosbag2_writes_it(tmp_path, capsys):

@@ -63,10 +63,7 @@ def read_bag(path, skipped: Optional[List[str]] = None) -> Iterator[FrameResult]
     """Join the bag's face, eye-state and gaze-target arrays by header stamp, in stamp order.
     Uses the bag tools of gaze_perception.bags and rclpy to deserialize; the parts of the bag
     that could not be read are added to `skipped`."""
-    from rclpy.serialization import deserialize_message
-
     from ..bags.bagfile import BagReader
-    from ..bags.typesys import message_class
     from ..nodes.convert import msg_to_eyes, msg_to_faces, msg_to_gaze
 
     reader = BagReader(path)
@@ -81,7 +78,9 @@ def read_bag(path, skipped: Optional[List[str]] = None) -> Iterator[FrameResult]
     kind_of = {t: k for k, t in topics.items() if t}
     by_stamp: Dict[tuple, Dict[str, object]] = {}
     for m in reader.messages(list(kind_of)):
-        msg = deserialize_message(m.data, message_class(m.msgtype))
+        msg = reader.deserialize(m)
+        if msg is None:
+            continue
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         by_stamp.setdefault(key, {})[kind_of[m.topic]] = msg
     if skipped is not None:

@@ -25,7 +25,7 @@ from ruamel.yaml import YAML
 from . import STORAGE_NAMES
 from .errors import BagError, TopicNotFoundError
 from .salvage import BagMessage, Salvage, scan
-from .typesys import check_known, typestore
+from .typesys import check_known, message_class, typestore
 
 try:  # the zstd rosbags itself uses (Python 3.14's, else the backport it depends on)
     from compression import zstd
@@ -120,6 +120,18 @@ class BagReader:
             raise TopicNotFoundError(f"topic(s) {sorted(missing)} not in bag '{self.path}' "
                                      f"(it has {sorted(self.topics)})")
         return sorted(wanted)
+
+    def deserialize(self, msg: BagMessage, cls: Optional[type] = None):
+        """The rclpy message of `msg` (class `cls`, default: that of its type), or None when its
+        bytes do not deserialize; that is named in `problems`."""
+        from rclpy.serialization import deserialize_message
+
+        try:
+            return deserialize_message(msg.data, cls or message_class(msg.msgtype))
+        except Exception as exc:  # noqa: BLE001 - rclpy raises several kinds on bad CDR
+            self.problem(f"{msg.topic} message at {msg.timestamp} ns in '{self.path}' does not "
+                         f"deserialize as {msg.msgtype} ({exc})")
+            return None
 
     def problem(self, text: str) -> None:
         """Note (once) and log something that could not be read."""

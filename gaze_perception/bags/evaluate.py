@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from rclpy.serialization import deserialize_message
 
 from ..core.boxes import iou as box_iou
 from ..core.head_boxes import AnnotationError
@@ -240,11 +239,8 @@ def read_recorded(reader: BagReader, topics: Dict[str, str], need_eyes: bool) ->
     classes = {t: message_class(reader.topics[t].msgtype) for t in wanted}
     frames: Dict[Tuple[int, int], Recorded] = {}
     for msg in reader.messages(wanted):
-        try:
-            m = deserialize_message(msg.data, classes[msg.topic])
-        except Exception as exc:  # noqa: BLE001 - rclpy raises several kinds on bad CDR
-            reader.problem(f"{msg.topic} message at {msg.timestamp} ns does not deserialize "
-                           f"as {msg.msgtype} ({exc})")
+        m = reader.deserialize(msg, classes[msg.topic])
+        if m is None:
             continue
         key = (m.header.stamp.sec, m.header.stamp.nanosec)
         frame = frames.setdefault(key, Recorded(key[0] + key[1] * 1e-9))

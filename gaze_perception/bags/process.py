@@ -125,13 +125,9 @@ def _frames(reader: BagReader, topic: str, info_topic: Optional[str]) -> Iterato
     intrinsics = None
     for msg in reader.messages([topic] + ([info_topic] if info_topic else [])):
         if msg.topic == info_topic:
-            try:
-                k = deserialize_message(msg.data, info_class).k
-            except Exception as exc:  # noqa: BLE001 - rclpy raises several kinds on bad CDR
-                reader.problem(f"{info_topic} at {msg.timestamp} ns does not deserialize "
-                               f"({exc}); the previous intrinsics stay")
-                continue
-            intrinsics = CameraIntrinsics.from_k(k) if k[0] > 0 else None
+            info = reader.deserialize(msg, info_class)  # None: the previous intrinsics stay
+            if info is not None:
+                intrinsics = CameraIntrinsics.from_k(info.k) if info.k[0] > 0 else None
             continue
         try:
             image = deserialize_message(msg.data, image_class)
