@@ -1,14 +1,15 @@
 """Throughput of the classroom graph (one process per node, over DDS) with the thread budget
-(`threads: 0`, the default: the cores divided among the stage nodes) against unbounded threads
-(every model node takes every core, torch's and OpenCV's own default).
+(`threads: 0`, the default, graph.stage_threads: the face node takes the cores, the light eye
+and head-pose gaze nodes one thread each), with one thread per node (OMP_NUM_THREADS=1) and
+unbounded (every model node takes every core: torch's and OpenCV's own default).
 
 The demo clip's 640x480 frames (1-4 faces) are published at `--rate` for `--seconds`; a frame
 counts when its faces, eye states and gaze targets have all arrived (the nodes work on the
 newest frame and drop older ones, so the count is what the graph keeps up with). The modes run
-in turns (auto, unbounded, auto, ...) so both see the same background load; OMP_NUM_THREADS is
-removed from the environment first, so `auto` is the parameter's own rule.
+in turns (auto, one each, unbounded, auto, ...) so all see the same background load;
+OMP_NUM_THREADS is removed from the environment first, so `auto` is the parameter's own rule.
 
-    .venv/bin/python benchmarks/graph_threads.py [--rounds 2] [--seconds 10] [--rate 30]
+    .venv/bin/python benchmarks/graph_threads.py [--rounds 3] [--seconds 10] [--rate 30]
 """
 import argparse
 import os
@@ -21,7 +22,8 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # before anything reads the
 
 from gaze_perception.core.config import load_pipeline_config  # noqa: E402
 from gaze_perception.core.threads import available_cores  # noqa: E402
-from gaze_perception.graph import NodeProcess, isolated_ros_env, node_specs  # noqa: E402
+from gaze_perception.graph import (NodeProcess, isolated_ros_env, node_specs,  # noqa: E402
+                                   stage_threads)
 from gaze_perception.samples import demo_sequence  # noqa: E402
 
 STAGE_TOPICS = {"faces": "faces", "eyes": "eye_states", "gaze": "gaze_targets"}
@@ -76,14 +78,14 @@ def run_graph(config, threads: int, frames, seconds: float, rate: float) -> dict
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="classroom")
-    p.add_argument("--rounds", type=int, default=2, help="turns of each mode")
+    p.add_argument("--rounds", type=int, default=3, help="turns of each mode")
     p.add_argument("--seconds", type=float, default=10.0, help="publishing time per turn")
     p.add_argument("--rate", type=float, default=30.0, help="frames per second published")
     args = p.parse_args()
     config = load_pipeline_config(args.config)
     frames = demo_sequence(20)
     cores = available_cores()
-    modes = {"auto (default)": 0, "unbounded": cores}
+    modes = {"auto (default)": 0, "one each": 1, "unbounded": cores}
     stages = sum(getattr(config, s) is not None for s in STAGE_TOPICS)
     print(f"{args.config} graph, {stages} stage nodes on {cores} cores; 640x480 demo frames "
           f"published at {args.rate:g}/s for {args.seconds:g} s per turn, {args.rounds} turns "
@@ -99,8 +101,8 @@ def main() -> int:
     print(f"{'threads':16s} {'per node':>8s} {'frames/s':>9s} {'latency ms':>11s}  turns")
     for mode, threads in modes.items():
         rs = results[mode]
-        per_node = threads or max(1, cores // stages)
-        print(f"{mode:16s} {per_node:8d} {statistics.median(x['fps'] for x in rs):9.2f} "
+        per_node = "/".join(str(n) for n in stage_threads(config, threads).values())
+        print(f"{mode:16s} {per_node:>8s} {statistics.median(x['fps'] for x in rs):9.2f} "
               f"{statistics.median(x['latency'] for x in rs):11.0f}  "
               + ", ".join(f"{x['fps']:.2f}" for x in rs))
     return 0

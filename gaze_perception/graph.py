@@ -70,9 +70,8 @@ def node_specs(config, image_topic: str = "", namespace: str = "", device: str =
     `attention:`. Every node gets the config's namespace and remappings; `namespace` and
     `image_topic` override them, `source` overrides parameters of the config's source. The
     face node takes its backend parameters as ROS parameters; the eye and gaze nodes as a JSON
-    `backend_params`. Each stage node gets `threads` torch/OpenCV threads (0 = auto: the
-    cores divided among the stage nodes, core/threads.py); source and attention take one."""
-    from .core.threads import resolve_threads
+    `backend_params`. Each stage node gets `threads` torch/OpenCV threads (0 = auto:
+    `stage_threads`); source and attention take one."""
 
     graph = config.graph
     ns = namespace or graph.namespace
@@ -89,8 +88,7 @@ def node_specs(config, image_topic: str = "", namespace: str = "", device: str =
         return NodeSpec(executable, namespace=ns, parameters={**params, **common},
                         remappings=dict(remap))
 
-    stages = [s for s in STAGE_NODES if getattr(config, s) is not None]
-    stage_threads = resolve_threads(threads, len(stages))
+    shares = stage_threads(config, threads)
     specs = []
     for stage, executable in STAGE_NODES.items():
         st = getattr(config, stage)
@@ -107,7 +105,7 @@ def node_specs(config, image_topic: str = "", namespace: str = "", device: str =
                 params.update({f"tracking_{k}": v for k, v in config.tracking.as_dict().items()})
         else:
             params["backend_params"] = json.dumps(st.params)
-        params["threads"] = stage_threads
+        params["threads"] = shares[stage]
         specs.append(spec(executable, params))
     source_params = {**(graph.source or {}), **(source or {})}
     if source_params:  # first in the list; it waits until the stage nodes listen
@@ -116,6 +114,28 @@ def node_specs(config, image_topic: str = "", namespace: str = "", device: str =
     if graph.attention is not None:
         specs.append(spec("attention", _attention_params(config)))
     return specs
+
+
+#: stages whose model runs on crops or is geometry: one thread is plenty (the eye model is a
+#: 0.14 M-parameter net on 24x24 crops; head-pose gaze is a ray cast)
+LIGHT_STAGES = {"eyes": None, "gaze": {"head_pose"}}  # stage -> light backends (None: all)
+
+
+def stage_threads(config, threads: int = 0) -> Dict[str, int]:
+    """Threads of each configured stage's node: `threads` for all when it is > 0 (or
+    OMP_NUM_THREADS is set); else the machine's cores divided among the heavy stages (the face
+    detector and whole-frame gaze models such as gazelle) and one for each light stage.
+    Dividing the cores evenly starved the face node, the graph's bottleneck: on 2 cores the
+    classroom graph did fewer frames per second with 1/1/1 threads than with 2/2/2."""
+    from .core.threads import env_threads, resolve_threads
+
+    stages = {s: getattr(config, s) for s in STAGE_NODES if getattr(config, s) is not None}
+    light = {s for s, st in stages.items() if s in LIGHT_STAGES
+             and (LIGHT_STAGES[s] is None or st.backend in LIGHT_STAGES[s])}
+    if threads or env_threads():
+        return {s: resolve_threads(threads, len(stages)) for s in stages}
+    heavy = max(1, len(stages) - len(light))
+    return {s: 1 if s in light else resolve_threads(0, heavy) for s in stages}
 
 
 def _attention_params(config) -> Dict[str, object]:

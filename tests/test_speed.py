@@ -22,17 +22,28 @@ def test_auto_threads_divide_the_cores_unless_omp_num_threads_is_set(monkeypatch
         threads.resolve_threads(-1)
 
 
-def test_node_specs_give_each_stage_node_its_share(monkeypatch):
+def test_node_specs_give_each_stage_node_its_share(monkeypatch, tmp_path):
+    """The heavy stages (face detector, whole-frame gaze models) share the cores; the eye
+    model and head-pose gaze take one thread; a given count or OMP_NUM_THREADS goes to all."""
     from gaze_perception.core.config import load_pipeline_config
     from gaze_perception.graph import node_specs
 
+    def threads_of(config, **kw):
+        return {s.executable: s.parameters.get("threads") for s in node_specs(config, **kw)}
+
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "available_cores", lambda: 12)
-    specs = {s.executable: s.parameters for s in node_specs(load_pipeline_config("classroom"))}
-    assert [specs[n]["threads"] for n in ("face_detector", "eye_state", "gaze_target")] == [4] * 3
-    assert "threads" not in specs["attention"]  # no model: its own default, one thread
-    specs = node_specs(load_pipeline_config("faces_only"), threads=3)
-    assert [s.parameters["threads"] for s in specs] == [3]
+    classroom = load_pipeline_config("classroom")
+    assert threads_of(classroom) == {"face_detector": 12, "eye_state": 1, "gaze_target": 1,
+                                     "attention": None}  # attention: its own default, one
+    gazelle = tmp_path / "gazelle.yaml"
+    gazelle.write_text("stages:\n  faces: {backend: mtcnn}\n  eyes: {backend: timm_eye}\n"
+                       "  gaze: {backend: gazelle}\n")
+    assert threads_of(load_pipeline_config(str(gazelle))) == {
+        "face_detector": 6, "eye_state": 1, "gaze_target": 6}
+    assert set(threads_of(classroom, threads=3).values()) == {3, None}
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert set(threads_of(classroom).values()) == {2, None}
 
 
 def test_apply_threads_sets_torch_and_opencv():

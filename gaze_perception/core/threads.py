@@ -5,7 +5,7 @@ model nodes on a small machine thrashes (the classroom graph on two cores ran 5x
 the defaults than with one thread per node). Every process that runs a model therefore sets
 its threads from a `threads` parameter: a positive number is taken as given, 0 (`auto`) means
 `OMP_NUM_THREADS` when the environment sets it, else the machine's cores divided among the
-processes that run models (at least 1).
+processes that run models (at least 1; graph.stage_threads weighs a graph's nodes).
 
 Torch-free: torch is configured only when it is imported already; before that the
 OMP/MKL variables are set, which torch reads when it is imported later.
@@ -30,7 +30,8 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _env_threads() -> Optional[int]:
+def env_threads() -> Optional[int]:
+    """OMP_NUM_THREADS when the environment sets it to a positive count, else None."""
     try:
         n = int(os.environ.get("OMP_NUM_THREADS", ""))
     except ValueError:
@@ -40,7 +41,7 @@ def _env_threads() -> Optional[int]:
 
 def auto_threads(model_processes: int = 1) -> int:
     """`threads: 0`: OMP_NUM_THREADS if set, else the cores divided among `model_processes`."""
-    return _env_threads() or max(1, available_cores() // max(1, model_processes))
+    return env_threads() or max(1, available_cores() // max(1, model_processes))
 
 
 def resolve_threads(threads: int, model_processes: int = 1) -> int:
