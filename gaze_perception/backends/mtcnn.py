@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import batched_nms
 
 from ..core import weights
 from ..core.device import resolve_device
@@ -24,6 +23,7 @@ from ..core.face_context import refine_border_faces
 from ..core.types import Face
 from ..models.mtcnn import ONet, PNet, RNet
 from .base import FaceDetector
+from .nms import batched_nms
 
 #: crops per R-Net / O-Net call; bounds memory when a batch yields many proposals
 _CHUNK = 512

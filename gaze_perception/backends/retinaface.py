@@ -14,7 +14,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 import torch
-from torchvision.ops import nms
 
 from ..core.device import resolve_device
 from ..core.image import check_rgb
@@ -24,6 +23,7 @@ from ..models.retinaface import (BGR_MEAN, RetinaFace, decode_boxes, decode_land
                                  strip_module_prefix)
 from ..models.state_dict import load_strict
 from .base import FaceDetector, check_detector_params
+from .nms import nms
 
 
 class RetinaFaceDetector(FaceDetector):

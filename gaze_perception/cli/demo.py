@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 
 #: node output topic of each pipeline stage
 STAGE_TOPICS = {"faces": "faces", "eyes": "eye_states", "gaze": "gaze_targets"}
@@ -53,6 +52,7 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
+    import cv2  # here, not at import: `gaze-perception --help` needs no OpenCV
     from ..core.config import load_pipeline_config
     from ..core.draw import annotate
     from ..core.types import FrameResult

@@ -5,7 +5,6 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 
 from .args import EXIT_OK, EXIT_PARTIAL, input_file, output_dir, output_file, positive_int
 
@@ -36,6 +35,7 @@ def output_name(source, frame) -> str:
 
 
 def main(args) -> int:
+    import cv2  # here, not at import: `gaze-perception --help` needs no OpenCV
     from tqdm import tqdm
 
     from ..core.config import load_pipeline_config

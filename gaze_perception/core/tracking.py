@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .boxes import iou as box_iou
 from .types import Face
@@ -132,6 +131,8 @@ class Tracker:
     def _assign(self, predicted: List[np.ndarray], boxes: List[np.ndarray]):
         if not predicted or not boxes:
             return []
+        from scipy.optimize import linear_sum_assignment  # here: 0.4 s of every start-up
+
         cost = np.array([[self._cost(t, p, b) for b in boxes]
                          for t, p in zip(self.tracks, predicted)])
         rows, cols = linear_sum_assignment(cost)
