@@ -57,6 +57,7 @@ class FitConfig:
     epoch_base: int = 1            # number of the first epoch in logs and checkpoints
     tb_prefix: Optional[str] = None  # RunLog.epoch_prefix
     stop_after: Optional[int] = None  # end this invocation after this many epochs of the run
+    drop_single: bool = True       # drop a last batch of one sample (it breaks batch norm)
 
 
 class Step:
@@ -125,13 +126,14 @@ def amp_dtype(device: torch.device, enabled: bool) -> Optional[torch.dtype]:
 
 
 def global_batches(n: int, batch_size: int, g: torch.Generator,
-                   weights: Optional[torch.Tensor], world: int) -> List[torch.Tensor]:
+                   weights: Optional[torch.Tensor], world: int,
+                   drop_single: bool = True) -> List[torch.Tensor]:
     """The epoch's global batches of sample indices. A last batch too small to train on (one
     sample breaks batch norm; fewer samples than processes leaves one without) is dropped."""
     order = (torch.multinomial(weights, n, True, generator=g) if weights is not None
              else torch.randperm(n, generator=g))
     batches = list(order.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) < max(2, world):
+    if len(batches) > 1 and len(batches[-1]) < max(2 if drop_single else 1, world):
         batches.pop()
     return batches
 
@@ -164,7 +166,7 @@ def fit(task: Task, optimizer: torch.optim.Optimizer, cfg: FitConfig, out: Path,
     dataset = task.train_set()
     weights = task.sample_weights()
     steps = len(global_batches(len(dataset), cfg.batch_size, torch.Generator().manual_seed(0),
-                               None, dist.world))
+                               None, dist.world, cfg.drop_single))
     scheduler = schedule(optimizer, steps) if schedule is not None else None
     amp = amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
@@ -195,11 +197,14 @@ def fit(task: Task, optimizer: torch.optim.Optimizer, cfg: FitConfig, out: Path,
             g = torch.Generator().manual_seed(seed)
             torch.manual_seed(seed)  # dropout, drop path
             task.start_epoch(epoch)
-            batches = global_batches(len(dataset), cfg.batch_size, g, weights, dist.world)
+            batches = global_batches(len(dataset), cfg.batch_size, g, weights, dist.world,
+                                     cfg.drop_single)
             mine = [b.tensor_split(dist.world)[dist.rank] for b in batches]
             loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in mine],
                                 num_workers=cfg.workers, collate_fn=collate,
-                                pin_memory=device.type == "cuda")
+                                pin_memory=device.type == "cuda",
+                                generator=torch.Generator().manual_seed(seed))  # not the global
+
             module.train()
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             seen = 0
@@ -281,8 +286,9 @@ def _cpu(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
 
 
 def _lrs(optimizer: torch.optim.Optimizer) -> Dict[str, float]:
+    """The rate of each parameter group: "lr", or "lr_<name>" for named groups."""
     groups = optimizer.param_groups
-    if len(groups) == 1:
+    if len(groups) == 1 and "name" not in groups[0]:
         return {"lr": groups[0]["lr"]}
     return {f"lr_{g.get('name', i)}": g["lr"] for i, g in enumerate(groups)}
 

@@ -19,7 +19,7 @@ from typing import Dict, Optional
 
 from ..errors import DataError
 from .data import DATASETS, NAMES, VAT_BOX_SMOOTHING, read_split
-from ..run_log import RunLog, resumed_settings
+from ..run_log import resumed_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ RECIPES = {
 COMMON = {"variant": "vitb14", "backbone_weights": None, "weights": None, "min_lr": 1e-7,
           "weight_decay": 0.0, "inout_weight": 1.0, "box_smoothing": VAT_BOX_SMOOTHING,
           "augment": True, "cache_features": None, "limit": None, "seed": 0}
-STATE_FILE = "train_state.pt"
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -53,21 +52,18 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="use only the first N people of each split")
     p.add_argument("--box-smoothing", type=int, help="VAT: moving-average window over each "
                    f"track's head boxes (default {VAT_BOX_SMOOTHING}, as the official code)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
+    from ..args import add_common_args
+
     _add_data_args(p)
-    p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (its settings win; --epochs may grow)")
+    add_common_args(p, {"epochs": "15 (GazeFollow), 8 (VAT)", "batch_size": 60,
+                        "lr": "1e-3 (GazeFollow), 1e-5 (VAT)", "seed": 0}, out=None,
+                    lr_help="decoder learning rate", workers=4)
     p.add_argument("--weights", help="decoder to start from (published format: file or "
                    "manifest name). The VAT recipe starts from the GazeFollow decoder, e.g. "
                    "gazelle_dinov2_vitb14; an in/out head it lacks starts fresh")
-    p.add_argument("--epochs", type=int, help="default 15 (GazeFollow), 8 (VAT)")
-    p.add_argument("--batch-size", type=int, help="default 60")
-    p.add_argument("--lr", type=float, help="decoder learning rate: 1e-3 (GazeFollow), "
-                                            "1e-5 (VAT)")
     p.add_argument("--inout-lr", type=float, help="in/out head and token (default 1e-2)")
     p.add_argument("--schedule", choices=("cosine", "constant"),
                    help="per-epoch cosine annealing down to --min-lr (GazeFollow default) or "
@@ -82,15 +78,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="compute backbone features once and keep them here (float16); "
                         "epochs then run the decoder only, and of the augmentations only the "
                         "head-box jitter remains")
-    p.add_argument("--seed", type=int, help="default 0")
-    p.add_argument("--workers", type=int, default=4, help="data-loading processes (default 4)")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                   help="mixed precision on CUDA: bf16, or fp16 with loss scaling (default on)")
     p.add_argument("--eval-batch", type=int, default=8, help="images per evaluation pass")
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
     p.add_argument("--weights", help="decoder file or manifest name (default "
                    "gazelle_dinov2_<variant> for GazeFollow, ..._inout for VAT)")
     p.add_argument("--frame-stride", type=int, default=1,
@@ -135,71 +128,43 @@ def eval_main(args) -> int:
 def train_main(args) -> int:
     import torch
 
-    from ...core.device import resolve_device
+    from ..args import fit_config, resume_folder
+    from ..distributed import setup
+    from ..fit import amp_dtype, check_fresh, fit, read_state
     from .evaluate import BEST, eval_line, evaluate, model_predictor
-    from ...models.state_dict import save_atomic
-    from .train import TrainSet, loader, param_groups, set_epoch_lr, train_epoch
+    from .train import LOG_EVERY, GazeTask, TrainSet, param_groups, schedule
 
-    state_path = args.out / STATE_FILE
-    saved = None
-    if args.resume:
-        if not state_path.is_file():
-            raise FileNotFoundError(f"nothing to resume: '{state_path}' does not exist")
-        saved = torch.load(state_path, map_location="cpu", weights_only=True)
-    elif state_path.exists():
-        raise ValueError(f"'{args.out}' holds a run already: add --resume to continue it, or "
-                         "pick another --out")
+    folder = resume_folder(args)
+    saved = read_state(folder) if folder is not None else None
+    if saved is None:
+        check_fresh(args.out)
     cfg = _settings(args, saved["config"] if saved else None)
-    device = resolve_device(args.device)
-    amp = _amp_dtype(device, args.amp)
+    device, dist = setup(args.device)
+    amp = amp_dtype(device, args.amp)
     dataset, root = cfg["dataset"], Path(cfg["root"])
     train, test = _splits(cfg)
 
     torch.manual_seed(cfg["seed"])
-    model, backbone_file = _build_model(cfg, args.out / "last.pt" if saved else None)
+    model, backbone_file = _build_model(cfg)
     model.to(device)
-    features, cache = _features(model, cfg, backbone_file, root, device, amp, train + test)
+    features, cache = _features(model, cfg, backbone_file, root, device, amp, train + test, dist)
     train_set = TrainSet(train, root, cfg["seed"], cfg["augment"], cache)
     optimizer = torch.optim.AdamW(param_groups(model, cfg["lr"], cfg["inout_lr"]),
                                   lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
-    metric, metric_name, higher = BEST[dataset]
-    start, best, best_epoch = 0, None, None
-    if saved:
-        optimizer.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
-        start, best, best_epoch = saved["epoch"], saved["best"], saved["best_epoch"]
-        log.info("resuming at epoch %d of %d", start, cfg["epochs"])
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    run_log = RunLog(args.out, append=True, epoch_prefix="epoch/")  # resume: add rows
     predict = model_predictor(model, features)
-    try:
-        for epoch in range(start, cfg["epochs"]):
-            t0 = time.monotonic()
-            torch.manual_seed(cfg["seed"] * 1_000_003 + epoch)  # drop path and dropout
-            set_epoch_lr(optimizer, epoch, cfg["epochs"], cfg["schedule"], cfg["min_lr"])
-            batches = loader(train_set, cfg["batch_size"], args.workers, epoch)
-            loss = train_epoch(model, batches, features, optimizer, scaler, epoch,
-                               cfg["inout_weight"], run_log.iteration)
-            save_atomic(model.decoder.state_dict(), args.out / "last.pt")
-            scores = evaluate(test, dataset, predict, args.eval_batch, desc=f"eval epoch {epoch}")
-            print(eval_line(dataset, epoch, scores), flush=True)
-            value = scores[metric]
-            if value is not None and (best is None or (value > best if higher else value < best)):
-                best, best_epoch = value, epoch
-                save_atomic(model.decoder.state_dict(), args.out / "best.pt")
-            save_atomic({"epoch": epoch + 1, "best": best, "best_epoch": best_epoch,
-                         "config": cfg, "optimizer": optimizer.state_dict(),
-                         "scaler": scaler.state_dict()}, state_path)
-            lrs = {f"lr_{g}": group["lr"] for g, group in zip(("decoder", "inout"),
-                                                                optimizer.param_groups)}
-            run_log.epoch({"epoch": epoch, **lrs, "train_loss": round(loss, 6), **scores,
-                           "seconds": round(time.monotonic() - t0, 2)})
-    finally:
-        run_log.close()
-    shown = None if best is None else round(best, 4)
-    print(f"Completed training. Best {metric_name} of {shown} obtained at epoch {best_epoch}")
+    task = GazeTask(model, train_set, features, cfg["inout_weight"],
+                    lambda: evaluate(test, dataset, predict, args.eval_batch, desc="eval"),
+                    BEST[dataset], lambda epoch, scores: eval_line(dataset, epoch, scores))
+    settings = fit_config(cfg, args, schedule_per="epoch", log_every=LOG_EVERY, epoch_base=0,
+                          tb_prefix="epoch/", drop_single=False)  # no batch norm here
+    best = fit(task, optimizer, settings, args.out, device, cfg,
+               schedule(cfg["schedule"], cfg["epochs"], cfg["min_lr"]), saved)
+    if dist.main and (args.stop_after is None or args.stop_after >= cfg["epochs"]):
+        metric, metric_name, _ = BEST[dataset]
+        value = best["figures"].get(metric) if best["figures"] else None
+        shown = None if value is None else round(value, 4)
+        print(f"Completed training. Best {metric_name} of {shown} obtained at epoch "
+              f"{best['epoch']}")
     return 0
 
 
@@ -240,9 +205,9 @@ def _splits(cfg: Dict):
     return train, test
 
 
-def _build_model(cfg: Dict, resume_from: Optional[Path]):
+def _build_model(cfg: Dict):
     """Gaze-LLE with the frozen backbone and the decoder to train (in/out head for VAT): the
-    resumed run's decoder, else the --weights decoder, else a fresh one."""
+    --weights decoder, else a fresh one (a resumed run's decoder comes from its state)."""
     from ...core.weights import default_weights_dir, load_state_dict, locate
     from ...models.gazelle import create_gazelle, load_decoder_state_dict
 
@@ -252,10 +217,7 @@ def _build_model(cfg: Dict, resume_from: Optional[Path]):
                            "DINOv2 backbone weights")
     model = create_gazelle(variant, backbone_file, inout=cfg["dataset"] == "vat")
     model.backbone.requires_grad_(False)
-    if resume_from is not None:
-        load_decoder_state_dict(model.decoder, load_state_dict(resume_from),
-                                f"weights file '{resume_from}'")
-    elif cfg["weights"]:
+    if cfg["weights"]:
         path = locate(cfg["weights"], wdir, "Gaze-LLE decoder weights")
         state = load_state_dict(path)
         fresh = {k: v for k, v in model.decoder.state_dict().items()
@@ -271,7 +233,7 @@ def _build_model(cfg: Dict, resume_from: Optional[Path]):
     return model, backbone_file
 
 
-def _features(model, cfg: Dict, backbone_file: Path, root: Path, device, amp, samples):
+def _features(model, cfg: Dict, backbone_file: Path, root: Path, device, amp, samples, dist):
     """The feature source, with its cache filled when --cache-features is set."""
     from ...core.weights import sha256_of
     from ...models.gazelle import IN_SIZE
@@ -283,6 +245,7 @@ def _features(model, cfg: Dict, backbone_file: Path, root: Path, device, amp, sa
                              {"variant": cfg["variant"], "input_size": str(IN_SIZE),
                               "backbone_sha256": sha256_of(backbone_file)})
     features = FeatureSource(model.backbone, root, device, amp, cache)
-    if cache is not None:
+    if cache is not None and dist.main:
         features.fill_cache(samples, batch_size=8)
+    dist.barrier()  # the other processes read what rank 0 cached
     return features, cache

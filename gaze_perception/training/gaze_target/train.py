@@ -1,4 +1,4 @@
-"""Gaze-LLE decoder training on a frozen backbone: samples, loss, one epoch.
+"""Gaze-LLE decoder training on a frozen backbone: samples, loss, the `fit` hooks.
 
 The loss is the reference's: BCE between the 64x64 heatmap and a Gaussian target; with an
 in/out head (VideoAttentionTarget) the heatmap term counts in-frame people only and BCE on the
@@ -8,19 +8,20 @@ drop path) derives from (seed, epoch), so a resumed run repeats the straight one
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from ...models.gazelle import GazeLLE, preprocess
+from ...models.gazelle import GazeLLE, head_maps, preprocess
+from ...models.state_dict import save_atomic
+from ..fit import Task
 from .augment import augment, augment_box, gaussian_heatmap
 from .data import GazeSample, load_image
-from .features import FeatureCache, FeatureSource, autocast
+from .features import FeatureCache, FeatureSource
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,9 @@ class TrainSet(Dataset):
                 image, box, gaze = augment(image, box, gaze, rng)
             x = preprocess([np.ascontiguousarray(image)])[0]
         # float64 boxes: the head map rounds box x 32, and float32 would move ties.
-        return (x, torch.tensor(box, dtype=torch.float64),
-                torch.from_numpy(gaussian_heatmap(gaze)), torch.tensor(float(s.inout)))
-
-
-def loader(train_set: TrainSet, batch_size: int, workers: int, epoch: int) -> DataLoader:
-    """This epoch's batches in a (seed, epoch)-determined order."""
-    train_set.epoch = epoch
-    order = torch.Generator().manual_seed(train_set.seed * 1_000_003 + epoch)
-    return DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=order,
-                      num_workers=workers, pin_memory=torch.cuda.is_available())
+        return {"x": x, "box": torch.tensor(box, dtype=torch.float64),
+                "target": torch.from_numpy(gaussian_heatmap(gaze)),
+                "label": torch.tensor(float(s.inout))}
 
 
 def gaze_loss(heatmaps: torch.Tensor, inout: Optional[torch.Tensor], targets: torch.Tensor,
@@ -80,46 +74,69 @@ def gaze_loss(heatmaps: torch.Tensor, inout: Optional[torch.Tensor], targets: to
 def param_groups(model: GazeLLE, lr: float, inout_lr: Optional[float]) -> List[Dict]:
     """Decoder parameters; the in/out head and token get their own rate (the VAT recipe)."""
     named = list(model.decoder.named_parameters())
-    groups = [{"params": [p for n, p in named if not n.startswith("inout_")], "base_lr": lr}]
+    groups = [{"params": [p for n, p in named if not n.startswith("inout_")], "lr": lr,
+               "name": "decoder"}]
     inout = [p for n, p in named if n.startswith("inout_")]
     if inout:
-        groups.append({"params": inout, "base_lr": inout_lr if inout_lr is not None else lr})
+        groups.append({"params": inout, "lr": inout_lr if inout_lr is not None else lr,
+                       "name": "inout"})
     return groups
 
 
-def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, epochs: int, schedule: str,
-                 min_lr: float) -> None:
-    """Cosine annealing stepped per epoch (torch's CosineAnnealingLR with T_max = epochs, in
-    closed form so a resume with more epochs needs no scheduler state), or constant."""
-    for group in optimizer.param_groups:
-        base = group["base_lr"]
-        group["lr"] = (base if schedule == "constant"
-                       else min_lr + (base - min_lr) * (1 + math.cos(math.pi * epoch / epochs)) / 2)
+def schedule(kind: str, epochs: int, min_lr: float):
+    """A `fit` schedule stepped per epoch: cosine annealing to `min_lr` (torch's
+    CosineAnnealingLR with T_max = epochs), or None for constant rates."""
+    if kind == "constant":
+        return None
+
+    def make(optimizer, steps_per_epoch: int):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs,
+                                                          eta_min=min_lr)
+    return make
 
 
-def train_epoch(model: GazeLLE, batches: DataLoader, features: FeatureSource,
-                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, epoch: int,
-                inout_weight: float, on_log: Callable[[int, float], None]) -> float:
-    """One pass over `batches`; prints the reference's TRAIN lines; mean loss per sample."""
-    model.decoder.train()
-    cached = batches.dataset.cache is not None
-    device, seen = features.device, 0
-    total = torch.zeros((), device=device)  # summed on the device: no sync per iteration
-    for i, (x, boxes, targets, labels) in enumerate(batches):
-        feats = x.to(device) if cached else features.encode(x)
-        with autocast(device, features.amp):
-            out = model.decode(feats, [[tuple(b)] for b in boxes.tolist()])
-        loss = gaze_loss(out.heatmaps, out.inout, targets.to(device), labels.to(device),
-                         inout_weight)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        total += loss.detach() * len(x)
-        seen += len(x)
-        if i % LOG_EVERY == 0:
-            value = loss.item()
-            print(f"TRAIN EPOCH {epoch}, iter {i}/{len(batches)}, loss={value:.4f}", flush=True)
-            on_log(epoch * len(batches) + i, value)
-    model.decoder.eval()
-    return total.item() / max(seen, 1)
+class GazeTask(Task):
+    """The Gaze-LLE decoder on a frozen backbone: the reference's loss, its `TRAIN EPOCH` lines
+    every LOG_EVERY iterations and `EVAL EPOCH` lines after each epoch's test pass, the best
+    epoch by the dataset's metric."""
+
+    def __init__(self, model: GazeLLE, train_set: TrainSet, features: FeatureSource,
+                 inout_weight: float, evaluate: Callable[[], Dict], best_rule,
+                 eval_line: Callable[[int, Dict], str]):
+        self.model, self.module, self.data = model, model.decoder, train_set
+        self.features, self.inout_weight = features, inout_weight
+        self._evaluate, self.eval_line = evaluate, eval_line
+        self.metric, _, self.higher = best_rule
+
+    def train_set(self):
+        return self.data
+
+    def start_epoch(self, epoch: int) -> None:
+        self.data.epoch = epoch  # the samples' augmentation draws
+
+    def loss(self, decoder, batch, step):
+        x = batch["x"]
+        feats = x if self.data.cache is not None else self.features.encode(x)
+        boxes = [tuple(b) for b in batch["box"].tolist()]
+        maps = head_maps(boxes, self.module.grid).to(feats.device)
+        with step.autocast():
+            heatmaps, inout = decoder(feats, maps, [1] * len(boxes))
+        return gaze_loss(heatmaps, inout, batch["target"], batch["label"], self.inout_weight)
+
+    def end_iteration(self, step, loss) -> None:
+        if step.index % LOG_EVERY == 0:
+            print(f"TRAIN EPOCH {step.epoch}, iter {step.index}/{step.batches}, "
+                  f"loss={loss.item():.4f}", flush=True)
+
+    def evaluate(self, decoder):
+        return self._evaluate()
+
+    def score(self, row):
+        value = row.get(self.metric)
+        return None if value is None else (value if self.higher else -value)
+
+    def save(self, path, info) -> None:
+        save_atomic({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, path)
+
+    def end_epoch(self, row) -> None:
+        print(self.eval_line(row["epoch"], row), flush=True)
