@@ -74,6 +74,27 @@ def test_bad_image_in_a_folder_is_named_skipped_and_the_rest_written(small_bgr, 
     _no_traceback(err)
 
 
+def test_code_video_skips_a_bad_frame_and_codes_the_rest(small_bgr, tmp_path, capsys):
+    import torch
+
+    from gaze_perception.models.gaze_coding import CodingMeta, build_model
+    from gaze_perception.models.state_dict import save_checkpoint
+
+    meta = CodingMeta(arch="resnet18", input_size=64)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "coder.pt", build_model(meta), meta)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"f{i}.png"), small_bgr)
+    (folder / "f2.png").write_bytes(b"\x89PNG broken")
+    out = tmp_path / "codes.csv"
+    assert main(["code-video", str(folder), "--weights", str(tmp_path / "coder.pt"),
+                 "--detector", "none", "--device", "cpu", "--out", str(out)]) == 3
+    assert [r.split(",")[0] for r in out.read_text().splitlines()[1:]] == ["0", "1", "3"]
+    assert "skipped f2.png: not a readable image" in capsys.readouterr().err
+
+
 def test_same_stem_images_and_video_frames_get_their_own_outputs(small_bgr, tmp_path):
     folder = tmp_path / "same"
     folder.mkdir()

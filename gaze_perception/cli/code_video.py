@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -69,7 +70,7 @@ def main(args) -> int:
         else ()
     smoother = Smoother(args.smoothing, args.window, centered=True, rules=rules)
     source = FrameSource(args.video, on_skip=lambda name, reason: tqdm.write(
-        f"skipped {name}: {reason}"))
+        f"skipped {name}: {reason}", file=sys.stderr))
     detector = make_detector(args)
     try:
         coder = registry.create("gaze_coding", "icatcher", weights=args.weights,
@@ -97,7 +98,7 @@ def main(args) -> int:
     print(f"{written} frames coded -> {args.out}")
     if source.skipped:
         print(f"finished with {len(source.skipped)} input(s) skipped (named above; their rows "
-              "are missing from the CSV)")
+              "are missing from the CSV)", file=sys.stderr)
         return EXIT_PARTIAL
     return EXIT_OK
 
