@@ -172,6 +172,31 @@ def test_compressed_bags_read_with_and_without_metadata(tmp_path, storage, mode)
         (bag / "metadata.yaml").unlink(missing_ok=True)
 
 
+def test_sqlite_write_ahead_log_of_a_killed_recorder_is_read(tmp_path):
+    """rosbag2's `resilient` preset writes SQLite in WAL mode; a recorder killed before the log
+    was merged leaves its last messages in `<file>-wal` only."""
+    import sqlite3
+
+    bag = tmp_path / "bag"
+    _strings_bag(bag, range(10), "sqlite3")
+    db = _storage(bag)
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.executemany("INSERT INTO messages (topic_id, timestamp, data) VALUES (1, ?, ?)",
+                    [(t, serialize_message(String(data=f"at {t}"))) for t in range(10, 15)])
+    con.commit()
+    killed = tmp_path / "killed"  # the files as they are while the recorder still runs
+    killed.mkdir()
+    for f in bag.iterdir():
+        shutil.copy(f, killed)
+    con.close()
+    assert (killed / (db.name + "-wal")).stat().st_size > 0
+    reader = BagReader(killed)
+    assert not reader.problems and reader.count() == 15
+    assert [deserialize_message(m.data, String).data for m in reader.messages()] == [
+        f"at {t}" for t in range(15)]
+
+
 def test_a_file_that_is_not_a_bag_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     assert main(["bag", "play", str(tmp_path / "notes.txt")]) == 2

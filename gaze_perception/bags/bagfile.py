@@ -11,6 +11,7 @@ import heapq
 import logging
 import re
 import shutil
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -91,6 +92,7 @@ class BagReader:
         #: Messages metadata.yaml says the bag holds (None without a metadata.yaml).
         self.declared: Optional[int] = None
         self._tmp: Optional[tempfile.TemporaryDirectory] = None
+        self._copies: Dict[Path, Path] = {}  # decompressed / merged copy -> the bag's file
         self._parts = [self._open_part(f) for f in self._storage_files()]
         self.topics: Dict[str, BagTopic] = self._collect_topics()
 
@@ -146,7 +148,7 @@ class BagReader:
             if not self.path.name.endswith(STORAGE_SUFFIXES + ZSTD_SUFFIXES):
                 raise BagError(f"'{self.path}' is not a bag: give a rosbag2 folder or a "
                                f"{' / '.join(STORAGE_SUFFIXES)} file")
-            return [self._decompressed(self.path)]
+            return [self._checkpointed(self._decompressed(self.path))]
         found = sorted((p for p in self.path.iterdir()
                         if p.is_file() and p.name.endswith(STORAGE_SUFFIXES + ZSTD_SUFFIXES)),
                        key=_natural)
@@ -167,7 +169,7 @@ class BagReader:
         if not files and not self.problems:
             raise BagError(f"'{self.path}' is not a bag: no metadata.yaml and no "
                            f"{' or '.join(STORAGE_SUFFIXES)} file")
-        return [self._decompressed(f) for f in files]
+        return [self._checkpointed(self._decompressed(f)) for f in files]
 
     def _listed_files(self) -> Optional[List[str]]:
         """File names metadata.yaml lists (and its message count); None when there is no
@@ -192,15 +194,47 @@ class BagReader:
         """`path`, or for a file compressed as a whole (`.mcap.zstd`) its decompressed copy."""
         if not path.name.endswith(ZSTD_SUFFIXES):
             return path
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="gaze_bag_")
-        out = Path(self._tmp.name) / path.name[:-len(".zstd")]
+        out = self._scratch() / path.name[:-len(".zstd")]
+        self._copies[out] = path
         try:
             with path.open("rb") as src, zstd.open(src, "rb") as z, out.open("wb") as dst:
                 shutil.copyfileobj(z, dst)
         except (OSError, zstd.ZstdError, EOFError) as exc:
             self.problem(f"bag file '{path}' does not decompress ({exc}); read what came out")
         return out
+
+    def _checkpointed(self, path: Path) -> Path:
+        """`path`, or for an SQLite file whose write-ahead log was never merged into it (a
+        recorder with rosbag2's `resilient` preset that was killed) a copy with the log merged:
+        SQLite opened read-only as immutable would not see the log's messages."""
+        wal = path.with_name(path.name + "-wal")
+        if path.suffix != ".db3" or not wal.is_file() or wal.stat().st_size == 0:
+            return path
+        out = self._scratch() / path.name
+        self._copies[out] = self._copies.get(path, path)
+        try:
+            shutil.copyfile(path, out)
+            shutil.copyfile(wal, out.with_name(out.name + "-wal"))
+            con = sqlite3.connect(out)
+            try:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                con.close()
+        except (OSError, sqlite3.Error) as exc:
+            self.problem(f"the write-ahead log '{wal}' cannot be merged ({exc}); the messages "
+                         "in it are not read")
+            return path
+        return out
+
+    def _shown(self, part: "_Part") -> Path:
+        """The bag's own file behind `part` (not a temporary copy of it)."""
+        return self._copies.get(part.path, part.path)
+
+    def _scratch(self) -> Path:
+        """A folder for decompressed or merged copies, removed with the reader."""
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="gaze_bag_")
+        return Path(self._tmp.name)
 
     def _open_part(self, path: Path) -> "_Part":
         try:
@@ -223,7 +257,7 @@ class BagReader:
                 for msg in scan(part.salvage):
                     counts[msg.topic] = counts.get(msg.topic, 0) + 1
                     intact += 1
-                self.problem(damage_text(part.path, part.salvage.damage, intact))
+                self.problem(damage_text(self._shown(part), part.salvage.damage, intact))
                 described = [(n, t, q) for n, (t, q) in part.salvage.topics.items()]
             else:
                 described = [(c.topic, c.msgtype, c.ext.offered_qos_profiles)
@@ -249,13 +283,14 @@ class BagReader:
         try:
             storage.open()
         except Exception as exc:  # noqa: BLE001 - it opened a moment ago; say why not now
-            self.problem(f"bag file '{part.path}' cannot be opened any more: {_reason(exc)}")
+            self.problem(f"bag file '{self._shown(part)}' cannot be opened any more: "
+                         f"{_reason(exc)}")
             return
         try:
             for conn, stamp, data in storage.messages(conns):
                 yield BagMessage(conn.topic, conn.msgtype, stamp, _payload(data))
         except Exception as exc:  # noqa: BLE001 - keep what was read, name the file
-            self.problem(damage_text(part.path, _reason(exc)))
+            self.problem(damage_text(self._shown(part), _reason(exc)))
         finally:
             storage.close()
 
