@@ -214,6 +214,11 @@ def test_path_arguments_that_are_folders_give_clear_errors(small_bgr, tmp_path, 
     err = capsys.readouterr().err
     assert f"pipeline config '{tmp_path}' is a folder; expected a YAML file" in err
     _no_traceback(err)
+    jsonl_in_a_file = ["--jsonl", str(image / "o.jsonl")]
+    assert main(["run", str(image), "--config", "faces_only", *jsonl_in_a_file]) == 2
+    assert f"'{image}' already exists as a file; a folder was expected" in capsys.readouterr().err
+    assert main(["run", str(image), "--config", "faces_only", "--out", str(image / "ann")]) == 2
+    assert "a part of this path is a file, not a folder" in capsys.readouterr().err
     assert main(["run", str(image), "--config", "no_such_pipeline"]) == 2
     assert "neither a file nor a name in config/: classroom, default" in capsys.readouterr().err
 

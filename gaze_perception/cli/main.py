@@ -105,6 +105,8 @@ def _os_error(exc: OSError) -> str:
     name = f"'{exc.filename}'" + (f" -> '{exc.filename2}'" if exc.filename2 else "")
     if isinstance(exc, IsADirectoryError):
         return f"{name} is a folder; expected a file"
+    if isinstance(exc, FileExistsError):
+        return f"{name} already exists as a file; a folder was expected there"
     if isinstance(exc, NotADirectoryError):
         return f"{name}: a part of this path is a file, not a folder"
     if isinstance(exc, FileNotFoundError):
