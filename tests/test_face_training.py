@@ -315,6 +315,18 @@ def test_train_pnet_then_rnet_mined_by_it(astro_set, tmp_path):
     assert manifest["mtcnn_rnet"].source.startswith("trained by")
 
 
+def test_a_resumed_stage_equals_the_straight_run(astro_set, tmp_path):
+    common = ["train", "face-detector", "--stage", "pnet", "--boxes", str(astro_set / "boxes.txt"),
+              "--images", str(astro_set), "--epochs", "3", "--batch-size", "64", "--device",
+              "cpu", "--crops-per-face", "5"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    assert main(common + ["--out", str(tmp_path / "b"), "--stop-after", "1"]) == 0
+    assert not (tmp_path / "b" / "mtcnn").exists()  # installed only when the run is complete
+    assert main(common + ["--out", str(tmp_path / "b"), "--resume"]) == 0
+    a, b = (weights.load_state_dict(tmp_path / run / "mtcnn" / "pnet.pt") for run in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_train_refuses_bad_options(astro_set, tmp_path, capsys):
     base = ["train", "face-detector", "--stage", "onet", "--boxes", str(astro_set / "boxes.txt"),
             "--images", str(astro_set), "--out", str(tmp_path)]

@@ -178,6 +178,18 @@ def test_training_lowers_the_loss_and_keeps_the_best_validation_epoch(coding_run
     assert best["info"]["epoch"] == 1 + int(np.nanargmax(scores))
 
 
+def test_resumed_run_equals_the_straight_one(coding_run, tmp_path):
+    root, straight = coding_run
+    argv = ["train", "gaze-coding", "--data", str(root), "--detector", "none",
+            "--input-size", "48", "--epochs", "4", "--batch-size", "8", "--lr", "2e-3",
+            "--val-fraction", "0.4", "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert cli(argv + ["--stop-after", "3"]) == 0
+    assert cli(argv + ["--resume"]) == 0
+    a, b = (torch.load(run / "last.pt", weights_only=True) for run in (straight, tmp_path / "run"))
+    assert a["info"]["epoch"] == b["info"]["epoch"] == 4
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
 def test_trained_model_codes_clips_and_eval_scores_them(coding_run, tmp_path, capsys):
     root, out = coding_run
     pred = tmp_path / "pred.csv"

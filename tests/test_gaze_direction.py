@@ -136,6 +136,23 @@ def test_l2cs_eval_reports_angular_error(l2cs_run, angle_csv, tmp_path):
         assert len(list(csv.DictReader(fh))) == 32
 
 
+def _same_weights(a, b):
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (a, b))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_l2cs_resumed_run_equals_the_straight_one(l2cs_run, angle_csv, tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "gaze-direction", "--data", str(angle_csv), "--backbone", "resnet18",
+            "--bins", "mpiigaze", "--input-size", "48", "--epochs", "4", "--batch-size", "8",
+            "--lr", "2e-3", "--workers", "0", "--device", "cpu", "--out", str(out)]
+    assert cli(argv + ["--stop-after", "2"]) == 0
+    assert cli(argv) == 2  # a run is never overwritten
+    assert cli(argv + ["--resume"]) == 0
+    _same_weights(out / "last.pt", l2cs_run / "last.pt")
+    assert _losses(out) == _losses(l2cs_run)
+
+
 # -- iTracker training line ---------------------------------------------------------------------
 def _gazecapture_session(folder, frames=12, valid=True):
     (folder / "frames").mkdir(parents=True)
