@@ -197,6 +197,15 @@ def test_sqlite_write_ahead_log_of_a_killed_recorder_is_read(tmp_path):
         f"at {t}" for t in range(15)]
 
 
+def test_an_unusable_metadata_yaml_is_not_the_end_of_the_bag(tmp_path, caplog):
+    bag = tmp_path / "bag"
+    _strings_bag(bag, range(5))
+    (bag / "metadata.yaml").write_text("rosbag2_bagfile_information: [not, a: {mapping\n")
+    reader = BagReader(bag)
+    assert [m.timestamp for m in reader.messages()] == list(range(5)) and not reader.problems
+    assert "metadata.yaml is not usable" in caplog.text
+
+
 def test_a_file_that_is_not_a_bag_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     assert main(["bag", "play", str(tmp_path / "notes.txt")]) == 2
