@@ -74,6 +74,24 @@ def test_bad_image_in_a_folder_is_named_skipped_and_the_rest_written(small_bgr, 
     _no_traceback(err)
 
 
+def test_nothing_readable_is_an_error_not_a_partial_success(small_bgr, tmp_path, capsys):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"")
+    (folder / "b.png").write_bytes(b"not a png")
+    video = _video(tmp_path / "clip.mp4", small_bgr, n=10)
+    data = bytearray(video.read_bytes())
+    lo, hi = data.find(b"mdat") + 4, data.find(b"moov")
+    data[lo:hi] = bytes(hi - lo)  # every frame lost, the index intact
+    video.write_bytes(bytes(data))
+    for source, named in [(folder, "skipped b.png"), (video, "ended after 0 of the 10 frames")]:
+        assert main(["run", str(source), "--config", "faces_only", "--jsonl",
+                     str(tmp_path / "o.jsonl"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert named in err and f"no frame of '{source}' could be read" in err, err
+        _no_traceback(err)
+
+
 def test_code_video_skips_a_bad_frame_and_codes_the_rest(small_bgr, tmp_path, capsys):
     import torch
 

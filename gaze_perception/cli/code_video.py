@@ -61,7 +61,7 @@ def _row(index: int, time: float, code) -> list:
 
 def main(args) -> int:
     from .. import registry
-    from ..core.sources import FrameSource, batched
+    from ..core.sources import FrameSource, SourceError, batched
     from ..core.weights import WeightsError
 
     if not args.weights:
@@ -96,6 +96,9 @@ def main(args) -> int:
             writer.writerow(_row(index, time, final))
             written += 1
     print(f"{written} frames coded -> {args.out}")
+    if source.skipped and not written:
+        raise SourceError(f"no frame of '{args.video}' could be read ({len(source.skipped)} "
+                          "input(s) skipped, named above)")
     if source.skipped:
         print(f"finished with {len(source.skipped)} input(s) skipped (named above; their rows "
               "are missing from the CSV)", file=sys.stderr)

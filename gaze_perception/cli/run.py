@@ -42,7 +42,7 @@ def main(args) -> int:
     from ..core.draw import annotate
     from ..core.pipeline import Pipeline
     from ..core.head_boxes import read_head_boxes
-    from ..core.sources import FrameSource, batched
+    from ..core.sources import FrameSource, SourceError, batched
     from ..core.threads import apply_threads
 
     apply_threads(args.threads)
@@ -80,6 +80,9 @@ def main(args) -> int:
     finally:
         if sink is not sys.stdout:
             sink.close()
+    if source.skipped and not written:
+        raise SourceError(f"no frame of '{args.source}' could be read ({len(source.skipped)} "
+                          "input(s) skipped, named above)")
     if source.skipped:
         print(f"finished with {len(source.skipped)} input(s) skipped (named above); "
               f"{written} frame(s) processed", file=sys.stderr)
