@@ -44,6 +44,14 @@ def _damage(path, start: float, length: int):
     return path
 
 
+def _no_detector(tmp_path):
+    """`--faces` with one head box: the pipeline runs without the detector (quick), for tests
+    that count frames."""
+    boxes = tmp_path / "boxes.txt"
+    boxes.write_text("0,10,10,50,50\n")
+    return ["--faces", str(boxes)]
+
+
 def _no_traceback(err):
     assert "Traceback" not in err, err
 
@@ -132,7 +140,7 @@ def test_damaged_video_middle_skips_those_frames_and_goes_on(small_bgr, tmp_path
     video = _damage(_video(tmp_path / "clip.mp4", small_bgr), 0.3, 6000)
     out = tmp_path / "v.jsonl"
     code = main(["run", str(video), "--config", "faces_only", "--jsonl", str(out), "--batch",
-                 "4", "--no-progress"])
+                 "4", "--no-progress", *_no_detector(tmp_path)])
     err = capsys.readouterr().err
     assert code == 3, err
     frames = [r["frame"] for r in _lines(out)]
@@ -154,7 +162,7 @@ def test_video_that_ends_before_its_declared_frames_says_so(small_bgr, tmp_path,
     video.write_bytes(bytes(data))
     out = tmp_path / "s.jsonl"
     code = main(["run", str(video), "--config", "faces_only", "--jsonl", str(out),
-                 "--no-progress"])
+                 "--no-progress", *_no_detector(tmp_path)])
     err = capsys.readouterr().err
     assert code == 3, err
     n = len(_lines(out))
