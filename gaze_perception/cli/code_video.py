@@ -48,7 +48,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--illegal-transitions", type=input_file,
                    help="iCatcher+ illegal-transitions CSV applied after smoothing")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="frames per batch (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=8,
+                   help="frames per batch (default 8)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda[:N]")
 
 
