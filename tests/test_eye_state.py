@@ -21,7 +21,7 @@ from gaze_perception.models.eye_state import (EyeModelMeta, create_eye_model, lo
                                               to_tensor)
 from gaze_perception.models.state_dict import save_checkpoint
 from gaze_perception.training.eyes import data as ds
-from gaze_perception.training.eyes import train as loop
+from gaze_perception.training.splits import split
 
 REPO = Path(__file__).resolve().parents[1]
 SPLIT = REPO / "weights" / "eye_state" / "split_test.txt"
@@ -133,7 +133,7 @@ def test_group_disjoint_split_never_shares_a_group(tmp_path):
     assert len({s.group for s in samples}) == 29
     for seed in range(5):
         for fraction in (0.1, 0.3, 0.5):
-            train, val = ds.split(samples, fraction, seed)
+            train, val = split(samples, fraction, seed)
             assert {s.group for s in train}.isdisjoint({s.group for s in val})
             assert len(train) + len(val) == len(samples) and train
             assert len(val) >= fraction * len(samples)

@@ -1,8 +1,8 @@
 """The command-line arguments every trainer shares, and a run's settings.
 
 `--out`, `--resume [RUN]`, `--device`, `--epochs`, `--batch-size`, `--lr`, `--seed`,
-`--workers`, `--amp` and `--stop-after` mean the same in every `gaze-perception train TASK`. A run's settings
-are the trainer's defaults overridden by the flags given; they are saved in
+`--workers`, `--amp` and `--stop-after` mean the same in every `gaze-perception train TASK`.
+A run's settings are the trainer's defaults overridden by the flags given; they are saved in
 `train_state.pt`, and a resumed run keeps its own (only `--epochs` may change).
 """
 from __future__ import annotations
@@ -98,3 +98,16 @@ def fit_config(cfg: Dict[str, Any], args, **kw):
 
     return FitConfig(cfg["epochs"], cfg["batch_size"], cfg["seed"], amp=args.amp,
                      workers=args.workers, stop_after=args.stop_after, **kw)
+
+
+def fit_adamw_cosine(task, cfg: Dict[str, Any], args, device, state):
+    """`fit` with AdamW (cfg lr, weight_decay) and a per-step cosine decay to zero: the
+    recipe of the eye-state, gaze-direction and gaze-coding trainers."""
+    import torch
+
+    from .fit import cosine_per_step, fit
+
+    optimizer = torch.optim.AdamW(task.module.parameters(), lr=cfg["lr"],
+                                  weight_decay=cfg["weight_decay"])
+    return fit(task, optimizer, fit_config(cfg, args), args.out, device, cfg,
+               cosine_per_step(cfg["epochs"]), state)

@@ -206,6 +206,7 @@ def fit(task: Task, optimizer: torch.optim.Optimizer, cfg: FitConfig, out: Path,
                                 generator=torch.Generator().manual_seed(seed))  # not the global
 
             module.train()
+            lrs = _lrs(optimizer)  # the rates of the epoch's first step
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             seen = 0
             label = f"epoch {epoch + cfg.epoch_base}/{cfg.epochs - 1 + cfg.epoch_base}"
@@ -233,7 +234,6 @@ def fit(task: Task, optimizer: torch.optim.Optimizer, cfg: FitConfig, out: Path,
                     if cfg.log_every and i % cfg.log_every == 0:
                         run_log.iteration(epoch * len(batches) + i, loss.item())
             bar.close()
-            lrs = _lrs(optimizer)
             if scheduler is not None and cfg.schedule_per == "epoch":
                 scheduler.step()
             total, count = dist.sum(loss_sum.item(), float(seen))

@@ -19,6 +19,7 @@ import numpy as np
 from ...core.eye_crops import DEFAULT_SCALE
 from ...models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, check_thresholds,
                                     decide)
+from ..splits import split
 from . import data as ds
 from ...metrics import classification as metrics
 
@@ -103,7 +104,7 @@ def _samples(args, classes: List[str], group_column=None, group_regex=None) -> L
 
 def _train_val(args, cfg: Dict, classes: List[str]):
     """(train, val) samples; every class must have training images."""
-    train_s, val_s = ds.split(_samples(args, classes, cfg["group_column"], cfg["group_regex"]),
+    train_s, val_s = split(_samples(args, classes, cfg["group_column"], cfg["group_regex"]),
                               cfg["val_fraction"], cfg["seed"])
     counts = np.bincount([s.label for s in train_s], minlength=len(classes))
     if (counts == 0).any():
@@ -135,15 +136,14 @@ def train_main(args) -> int:
     import torch
 
     from ...models.eye_state import to_nchw
-    from ..args import fit_config, start_run
+    from ..args import fit_adamw_cosine, start_run
     from ..distributed import setup
-    from ..fit import cosine_per_step, fit
     from .train import EyeTask
 
     cfg, state = start_run(args, TRAIN_DEFAULTS, ("data", "image_root", "only_files",
                                                   "exclude_files"))
     classes = [c.strip() for c in str(cfg["classes"]).split(",")]
-    device, _ = setup(args.device)
+    device, dist = setup(args.device)
     train_s, val_s, counts = _train_val(args, cfg, classes)
     x_train = to_nchw(ds.load_images(train_s, cfg["input_size"], cfg["channels"]))
     y_train = torch.tensor([s.label for s in train_s])
@@ -158,10 +158,9 @@ def train_main(args) -> int:
                    class_w[y_train] if cfg["balance"] == "sampler" else None,
                    info={"train_images": len(train_s), "val_images": len(val_s),
                          "data": str(cfg["data"])})
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"],
-                                  weight_decay=cfg["weight_decay"])
-    best = fit(task, optimizer, fit_config(cfg, args), args.out, device, cfg, cosine_per_step(cfg["epochs"]),
-               state)
+    best = fit_adamw_cosine(task, cfg, args, device, state)
+    if not dist.main or best["score"] is None:
+        return 0
     print(f"best {'validation' if len(val_s) else 'training'} balanced accuracy "
           f"{best['score']:.4f}; checkpoints {args.out / 'best.pt'}, {args.out / 'last.pt'}")
     return 0

@@ -16,7 +16,6 @@ from tqdm import tqdm
 
 from ...core import csv_io
 from ..errors import DataError
-from ..splits import split  # noqa: F401  (eye-state data: split by group, else by class)
 
 #: spellings accepted for the two fixed classes (compared case-insensitively)
 ALIASES = {"open": "open", "opened": "open", "closed": "closed", "close": "closed"}

@@ -101,13 +101,13 @@ def train_main(args) -> int:
     from ...models.face_crop import normalize
     from ...models.gaze_coding import CodingMeta, build_model
     from ...models.state_dict import save_checkpoint
-    from ..args import fit_config, start_run
+    from ..args import fit_adamw_cosine, start_run
     from ..distributed import setup
-    from ..fit import CallbackTask, TensorDataset, cosine_per_step, fit, predict
+    from ..fit import CallbackTask, TensorDataset, predict
 
     cfg, state = start_run(args, TRAIN_DEFAULTS, SETTINGS)
     args = argparse.Namespace(**{**vars(args), **cfg})
-    device, _ = setup(args.device)
+    device, dist = setup(args.device)
     if args.every < 1:
         raise ValueError(f"--every must be >= 1, got {args.every}")
     meta = CodingMeta(arch=args.arch, input_size=args.input_size, crop_scale=args.crop_scale)
@@ -159,8 +159,9 @@ def train_main(args) -> int:
         return row[key] if val is not None else -row["train_loss"]
 
     task = CallbackTask(model, train, _loss_of(meta, weight, args.augment), evaluate, score, save)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    best = fit(task, optimizer, fit_config(cfg, args), args.out, device, cfg, cosine_per_step(args.epochs), state)
+    best = fit_adamw_cosine(task, cfg, args, device, state)
+    if not dist.main or best["score"] is None:
+        return 0
     what = f"{key} {best['score']:.4f}" if val else f"training loss {-best['score']:.4f}"
     print(f"best epoch {best['epoch']} ({what}); checkpoints {args.out / 'best.pt'}, "
           f"{args.out / 'last.pt'}")

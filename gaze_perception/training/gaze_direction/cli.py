@@ -187,15 +187,15 @@ def train_main(args) -> int:
 
     from ...models.gaze_direction import build_model
     from ...models.state_dict import save_checkpoint
-    from ..args import fit_config, start_run
+    from ..args import fit_adamw_cosine, start_run
     from ..distributed import setup
-    from ..fit import CallbackTask, cosine_per_step, fit, predict
+    from ..fit import CallbackTask, predict
 
     cfg, state = start_run(args, TRAIN_DEFAULTS, SETTINGS)
     args = argparse.Namespace(**{**vars(args), **cfg})
     if isinstance(args.bins, str):
         args.bins = _bins(args.bins)
-    device, _ = setup(args.device)
+    device, dist = setup(args.device)
     line = _line(args)
     train, val = line.train, line.val
     if len(train) < 2:
@@ -218,9 +218,9 @@ def train_main(args) -> int:
         save_checkpoint(path, model, line.meta, info={**info, "data": str(args.data)})
 
     task = CallbackTask(model, train, line.loss_of, evaluate, score, save)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"],
-                                  weight_decay=cfg["weight_decay"])
-    best = fit(task, optimizer, fit_config(cfg, args), args.out, device, cfg, cosine_per_step(cfg["epochs"]), state)
+    best = fit_adamw_cosine(task, cfg, args, device, state)
+    if not dist.main or best["score"] is None:
+        return 0
     what = (f"validation {line.error_key} {-best['score']:.4f}" if val else
             f"training loss {-best['score']:.4f}")
     print(f"best epoch {best['epoch']} ({what}); checkpoints {args.out / 'best.pt'}, "
