@@ -16,8 +16,8 @@ from gaze_perception.models.mtcnn import ONet, PNet, RNet
 from gaze_perception.models.state_dict import load_strict
 from gaze_perception.training.errors import DataError
 from gaze_perception.training.faces.data import ImageFaces, merge, read_boxes, read_landmarks
-from gaze_perception.training.faces.evaluate import (Detections, average_precision,
-                                                normalised_point_error)
+from gaze_perception.metrics.face_detection import (Detections, average_precision,
+                                                   normalised_point_error)
 from gaze_perception.core.boxes import iou_matrix
 from gaze_perception.training.faces.samples import (LANDMARK, NEG, PART, POS, SampleConfig,
                                                    generate, image_samples)

@@ -182,6 +182,10 @@ def fit(task: Task, optimizer: torch.optim.Optimizer, cfg: FitConfig, out: Path,
         if dist.main:
             log.info("resuming after epoch %d of %d", start, cfg.epochs)
     trained = module
+    if dist.enabled and device.type == "cuda":
+        # batch statistics over the global batch (in place: the parameters stay the optimizer's)
+        module = task.module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        trained = module
     if dist.enabled:
         trained = nn.parallel.DistributedDataParallel(
             module, device_ids=[device.index] if device.type == "cuda" else None)

@@ -20,7 +20,7 @@ from ...models.mtcnn import ONet, PNet, RNet
 from ...metrics import classification as metrics
 from ...models.state_dict import save_atomic
 from ..fit import Task, TensorDataset
-from .evaluate import normalised_point_error
+from ...metrics.face_detection import normalised_point_error
 from .samples import LANDMARK, NEG, PART, POS, Samples
 
 #: network class and crop side per stage

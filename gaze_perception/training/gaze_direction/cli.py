@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ...core.gaze_direction import angles_to_vector, angular_error_deg
+from ...metrics.gaze_direction import angle_figures, point_figures
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -99,22 +99,6 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
                                    "(e.g. test)")
     p.add_argument("--json", type=Path, help="write the figures here")
     p.add_argument("--csv", type=Path, help="per-sample predictions")
-
-
-# -- figures ---------------------------------------------------------------------------------
-def angle_figures(pred_deg: np.ndarray, true_deg: np.ndarray) -> Dict[str, float]:
-    """Mean and median angular error, mean absolute yaw and pitch error; degrees."""
-    err = angular_error_deg(angles_to_vector(*np.radians(pred_deg).T),
-                            angles_to_vector(*np.radians(true_deg).T))
-    abs_err = np.abs(pred_deg - true_deg).mean(axis=0)
-    return {"angular_error": float(err.mean()), "median_angular_error": float(np.median(err)),
-            "yaw_error": float(abs_err[0]), "pitch_error": float(abs_err[1])}
-
-
-def point_figures(pred_cm: np.ndarray, true_cm: np.ndarray) -> Dict[str, float]:
-    """Mean and median Euclidean distance in cm."""
-    dist = np.linalg.norm(pred_cm - true_cm, axis=1)
-    return {"distance_cm": float(dist.mean()), "median_distance_cm": float(np.median(dist))}
 
 
 # -- data --------------------------------------------------------------------------------------
