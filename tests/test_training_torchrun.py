@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from gaze_perception.cli.main import main
@@ -29,6 +30,7 @@ def _argv(data, out):
             "--val-fraction", "0.5", "--device", "cpu", "--out", str(out)]
 
 
+@pytest.mark.slow  # three process starts
 def test_two_processes_stopped_and_resumed_equal_one_straight(tmp_path):
     for session in ("00001", "00002"):
         _gazecapture_session(tmp_path / "gc" / session)
