@@ -84,8 +84,8 @@ def read_checkpoint(spec: Union[str, Path], what: str, weights_dir: Optional[Pat
     if "state_dict" not in ckpt or not isinstance(meta, dict) or (kinds and kind not in kinds):
         need = f" with kind {'|'.join(kinds)}; found kind {kind!r}" if kinds else ""
         article = "an" if what[:1].lower() in "aeiou" else "a"
-        raise WeightsError(f"'{path}' is not {article} {what} checkpoint (it needs 'state_dict' and "
-                           f"'meta' entries{need})")
+        raise WeightsError(f"'{path}' is not {article} {what} checkpoint (it needs "
+                           f"'state_dict' and 'meta' entries{need})")
     ckpt["path"] = str(path)
     return ckpt
 
