@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -79,7 +80,9 @@ def setup(device: str = "auto"):
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     if not td.is_initialized():
-        td.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        # rank 0 evaluates alone while the others wait: allow a long evaluation pass
+        td.init_process_group("nccl" if dev.type == "cuda" else "gloo",
+                              timeout=timedelta(hours=2))
     _current = Dist(rank, world, local)
     _current._device = dev if dev.type == "cuda" else torch.device("cpu")
     if rank == 0:
