@@ -1,7 +1,7 @@
 """Conversions between ROS messages and the core types (the only place that knows both)."""
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from geometry_msgs.msg import Point, Vector3
@@ -12,6 +12,7 @@ from gaze_msgs.msg import EyeStateArray, FaceArray, GazeTargetArray
 from gaze_msgs.msg import Face as FaceMsg
 from gaze_msgs.msg import GazeTarget as GazeTargetMsg
 
+from ..core.face_mesh import EyeGaze, FaceMesh
 from ..core.image import check_raw, decode_raw
 from ..core.types import CLOSED, OPEN, UNKNOWN, EyeState, Face, GazeTarget
 
@@ -60,6 +61,24 @@ def msg_to_faces(msg: FaceArray) -> List[Face]:
     return [Face(x=m.x, y=m.y, width=m.width, height=m.height, score=m.score,
                  landmarks=[(p.x, p.y) for p in m.landmarks], track_id=m.track_id,
                  yaw=m.yaw, pitch=m.pitch, roll=m.roll) for m in msg.faces]
+
+
+def msg_to_landmarks(msg: FaceLandmarksArray) -> Tuple[List[FaceMesh], List[EyeGaze]]:
+    """A FaceLandmarksArray back to aligned `FaceMesh` and `EyeGaze` lists (the inverse of
+    `landmarks_to_msg`: an empty iris is None, a zero gaze direction is None)."""
+    meshes, gazes = [], []
+    for m in msg.faces:
+        points = np.array([(p.x, p.y, p.z) for p in m.points], np.float64).reshape(-1, 3)
+        iris = (np.array([(p.x, p.y) for p in m.iris], np.float64).reshape(2, 5, 2)
+                if len(m.iris) == 10 else None)
+        d = (m.gaze_direction.x, m.gaze_direction.y, m.gaze_direction.z)
+        meshes.append(FaceMesh(face_index=m.face_index, points=points, presence=m.presence,
+                               iris=iris, track_id=m.track_id))
+        gazes.append(EyeGaze(face_index=m.face_index, eye_yaw=m.eye_yaw, eye_pitch=m.eye_pitch,
+                             direction=d if any(d) else None,
+                             looking_at_camera=m.looking_at_camera,
+                             head_pose_source=m.head_pose_source, track_id=m.track_id))
+    return meshes, gazes
 
 
 def eyes_to_msg(eyes: Sequence[EyeState], faces: Sequence[Face], header) -> EyeStateArray:
