@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 
-#: node output topic of each pipeline stage
-STAGE_TOPICS = {"faces": "faces", "eyes": "eye_states", "gaze": "gaze_targets"}
+#: node output topic of each pipeline stage (the landmark stage runs inside the face node)
+STAGE_TOPICS = {"faces": "faces", "landmarks": "faces/landmarks", "eyes": "eye_states",
+                "gaze": "gaze_targets"}
+#: stages with a node of their own, subscribed to the image
+IMAGE_STAGES = ("faces", "eyes", "gaze")
 FRAME_PERIOD_NS = 100_000_000  # the sample plays as a 10 Hz camera
 
 
@@ -26,18 +29,39 @@ def add_args(p) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the graph")
 
 
-def _describe(result) -> str:
+#: the per-face columns of the table: name, width (the last one is not padded)
+FACE_COLUMNS = (("face", 4), ("box", 18), ("eyes", 7), ("head pose", 10), ("yaw/pitch", 9),
+                ("eye gaze (x, y, z)", 20), ("P(cam)", 6), ("gaze target", 0))
+
+
+def _row(cells) -> str:
+    return " ".join(f"{c:{w}s}" if w else c for c, (_, w) in zip(cells, FACE_COLUMNS))
+
+
+def _face_rows(result) -> list:
+    """One table row per face: track, box, eye state, head pose source and yaw/pitch (degrees),
+    the eyes' gaze direction, P(looking at the camera), the gaze target; "-" where a stage is
+    off or gave nothing."""
+    import math
+
     eyes = {e.face_index: e for e in (result.eyes or [])}
     gaze = {g.face_index: g for g in (result.gaze or [])}
-    parts = []
+    eye_gaze = {g.face_index: g for g in (result.eye_gaze or [])}
+    rows = []
     for i, f in enumerate(result.faces):
-        text = f"#{f.track_id} ({f.x:.0f},{f.y:.0f},{f.width:.0f}x{f.height:.0f})"
-        if i in eyes:
-            text += f" eyes {eyes[i].state}"
-        if i in gaze:
-            text += f" → {gaze[i].label or '({:.0f},{:.0f})'.format(*gaze[i].point)}"
-        parts.append(text)
-    return "; ".join(parts)
+        eg, g = eye_gaze.get(i), gaze.get(i)
+        source = eg.head_pose_source if eg is not None else ("five_point" if f.head_pose else "")
+        pose = ("-" if f.head_pose is None else
+                f"{math.degrees(f.yaw):+.0f}/{math.degrees(f.pitch):+.0f}")
+        direction = ("-" if eg is None or eg.direction is None else
+                     "({:+.2f}, {:+.2f}, {:+.2f})".format(*eg.direction))
+        cam = ("-" if eg is None or math.isnan(eg.looking_at_camera) else
+               f"{eg.looking_at_camera:.2f}")
+        target = "-" if g is None else (g.label or "({:.0f},{:.0f})".format(*g.point))
+        rows.append(_row((f"#{f.track_id}", f"({f.x:.0f},{f.y:.0f},{f.width:.0f}x{f.height:.0f})",
+                          eyes[i].state if i in eyes else "-", source or "-", pose, direction,
+                          cam, target)))
+    return rows
 
 
 def _topic(namespace: str, name: str) -> str:
@@ -58,7 +82,7 @@ def _main(args) -> int:
     from ..core.types import FrameResult
     from ..graph import NodeProcess, isolated_ros_env, node_specs
     from ..nodes.client import GraphClient
-    from ..nodes.convert import msg_to_eyes, msg_to_faces, msg_to_gaze
+    from ..nodes.convert import msg_to_eyes, msg_to_faces, msg_to_gaze, msg_to_landmarks
     from ..samples import demo_sequence
     from . import report
 
@@ -78,11 +102,11 @@ def _main(args) -> int:
     jsonl = out / "demo.jsonl"
     failures, latencies = 0, []
     try:
-        client.wait_for_subscribers(args.timeout, count=len(topics),
+        client.wait_for_subscribers(args.timeout, count=sum(s in topics for s in IMAGE_STAGES),
                                     alive=lambda: all(p.alive() for p in procs))
         time.sleep(0.5)  # let discovery settle in both directions
-        print(f"\n{'frame':24s} {'faces':>5s} {'latency ms':>10s}  per face: #track (box) eyes → "
-              "gaze target")
+        print(f"\n{'frame':24s} {'faces':>5s} {'latency ms':>10s}  "
+              f"{_row([name for name, _ in FACE_COLUMNS])}")
         with open(jsonl, "w") as sink:
             for i, (name, rgb) in enumerate(demo_sequence(args.frames)):
                 stamp = (i + 1) * FRAME_PERIOD_NS
@@ -100,9 +124,13 @@ def _main(args) -> int:
                     result.eyes = msg_to_eyes(got["eyes"][0])
                 if "gaze" in got:
                     result.gaze = msg_to_gaze(got["gaze"][0])
+                if "landmarks" in got:  # per face "mesh" and "eye_gaze" in the JSON Lines
+                    result.meshes, result.eye_gaze = msg_to_landmarks(got["landmarks"][0])
                 sink.write(json.dumps(result.to_json()) + "\n")
-                print(f"{name:24s} {len(result.faces):5d} {latencies[-1]:10.1f}  "
-                      f"{_describe(result)}")
+                rows = _face_rows(result) or ["-"]
+                print(f"{name:24s} {len(result.faces):5d} {latencies[-1]:10.1f}  {rows[0]}")
+                for row in rows[1:]:
+                    print(f"{'':43s}{row}")
                 cv2.imwrite(str(out / f"{name}.jpg"),
                             cv2.cvtColor(annotate(rgb, result), cv2.COLOR_RGB2BGR))
         if latencies:
