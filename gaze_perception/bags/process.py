@@ -79,14 +79,15 @@ def choose_image_topic(reader: BagReader, topic: Optional[str] = None) -> str:
 def process_bag(bag, out, pipeline: Pipeline, image_topic: Optional[str] = None,
                 storage: str = STORAGE_NAMES[0], batch: int = 1, heatmaps: bool = False,
                 copy_images: bool = True, progress: bool = True) -> ProcessSummary:
-    """Write `out`: the pipeline's outputs for every image of `bag` (and the images)."""
-    reader = BagReader(bag)
+    """Write `out`: the pipeline's outputs for every image of `bag` (and the images). `bag`: a
+    path, or a BagReader already open on it."""
+    reader = bag if isinstance(bag, BagReader) else BagReader(bag)
     topic = choose_image_topic(reader, image_topic)
     infos = reader.topics_of_type(CAMERA_INFO)
     stages = [s for s in OUTPUTS if getattr(pipeline.config, s) is not None]
     summary = ProcessSummary(Path(out), images=reader.count([topic]), problems=reader.problems)
     with BagWriter(out, storage) as writer, tqdm(
-            total=reader.count([topic]), unit="frame", desc=Path(bag).name, file=sys.stderr,
+            total=reader.count([topic]), unit="frame", desc=reader.path.name, file=sys.stderr,
             disable=not progress) as bar:
         if copy_images:
             writer.add_topic(topic, reader.topics[topic].msgtype, reader.topics[topic].qos)

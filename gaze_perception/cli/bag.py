@@ -155,12 +155,15 @@ def _closing(verb: str, done: int, reader, topics=None, skipped=()) -> str:
 
 
 def _process(args) -> int:
-    from ..bags.process import process_bag
+    from ..bags.bagfile import BagReader
+    from ..bags.process import choose_image_topic, process_bag
     from ..core.config import load_pipeline_config
     from ..core.pipeline import Pipeline
 
+    reader = BagReader(args.bag)
+    choose_image_topic(reader, args.image_topic)  # a bag without images: said before models load
     pipeline = Pipeline(load_pipeline_config(args.config), device=args.device)
-    summary = process_bag(args.bag, args.out, pipeline, image_topic=args.image_topic,
+    summary = process_bag(reader, args.out, pipeline, image_topic=args.image_topic,
                           storage=args.storage, batch=args.batch, heatmaps=args.heatmaps,
                           copy_images=not args.no_images, progress=not args.no_progress)
     skipped = sum(summary.skipped.values())
