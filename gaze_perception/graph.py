@@ -100,6 +100,9 @@ def node_specs(config, image_topic: str = "", namespace: str = "", device: str =
             extra = {k: v for k, v in st.params.items() if k not in FACE_NODE_PARAMS}
             params.update(node_params, backend_params=json.dumps(extra))
             params["head_pose"] = bool(config.head_pose)
+            if config.landmarks is not None:  # the face node runs the landmark stage
+                params["landmarks"] = config.landmarks.backend
+                params["landmarks_params"] = json.dumps(config.landmarks.params)
             if config.tracking:
                 params["tracking"] = True
                 params.update({f"tracking_{k}": v for k, v in config.tracking.as_dict().items()})

@@ -12,6 +12,7 @@ from typing import Dict, List
 
 KINDS = {
     "face_detector": "gaze_perception.face_detectors",
+    "face_landmarks": "gaze_perception.face_landmarks",
     "eye_state": "gaze_perception.eye_state",
     "gaze_target": "gaze_perception.gaze_targets",
     "gaze_direction": "gaze_perception.gaze_direction",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
 from ..core.types import CLOSED, OPEN, EyeState, Face, GazeTarget
-from .regions import ELSEWHERE, OUT_OF_FRAME, UNKNOWN, Regions, person_label
+from .regions import CAMERA, ELSEWHERE, OUT_OF_FRAME, UNKNOWN, Regions, person_label
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ def gaze_label(index: int, faces: Sequence[Face], gaze: Optional[GazeTarget], re
         return UNKNOWN
     if gaze.inout == 0.0 and gaze.score == 0.0:
         return UNKNOWN
+    if gaze.label == CAMERA:  # eye contact with the camera (the robot) is a target of its own
+        return CAMERA
     if gaze.inout < min_inout:
         return OUT_OF_FRAME
     px, py = gaze.point

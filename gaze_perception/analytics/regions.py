@@ -6,8 +6,11 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..core.types import CAMERA_LABEL
+
 #: target labels the analytics hand out themselves; a region may not take these names
 OUT_OF_FRAME, ELSEWHERE, UNKNOWN = "out_of_frame", "elsewhere", "unknown"
+CAMERA = CAMERA_LABEL   # looking at the camera (the robot)
 PERSON_PREFIX = "person:"
 
 
@@ -19,7 +22,7 @@ def region_polygon(name, points: Sequence[Sequence[float]]) -> np.ndarray:
     """A region's polygon as (N, 2) float32 pixels; a reserved name (the labels the analytics
     hand out themselves) or fewer than 3 finite [x, y] points is refused with a reason."""
     name = str(name)
-    if name in (OUT_OF_FRAME, ELSEWHERE, UNKNOWN) or name.startswith(PERSON_PREFIX):
+    if name in (OUT_OF_FRAME, ELSEWHERE, UNKNOWN, CAMERA) or name.startswith(PERSON_PREFIX):
         raise ValueError(f"region name '{name}' is reserved")
     poly = np.asarray(points, dtype=np.float32)
     if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3 or not np.isfinite(poly).all():

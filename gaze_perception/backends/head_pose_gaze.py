@@ -26,14 +26,13 @@ import numpy as np
 
 from .. import registry
 from ..analytics.regions import region_polygon
-from ..core.gaze_direction import angles_to_vector
-from ..core.types import CameraIntrinsics, Face, GazeTarget
+from ..core.gaze_direction import angles_to_vector, vector_to_angles
+from ..core.types import CAMERA_LABEL, CameraIntrinsics, Face, GazeTarget
 from .base import GazeTargetEstimator
 
 #: in/out levels: a named target was met; the ray leaves the frame or meets the camera;
 #: the ray ends inside the frame (its vanishing point) with nothing named on the way.
 IN_FRAME, OUT_OF_FRAME, OPEN_ENDED = 0.9, 0.2, 0.5
-CAMERA_LABEL = "camera"
 
 Point = Tuple[float, float]
 
@@ -51,6 +50,8 @@ class HeadPoseGaze(GazeTargetEstimator):
 
     needs = frozenset({"faces", "landmarks", "head_pose"})
     gives = frozenset({"gaze", "direction"})
+    #: `estimate` takes `directions` computed elsewhere (the pipeline's landmark stage)
+    takes_directions = True
 
     def __init__(self, regions: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
                  cone_deg: float = 15.0, max_distance_px: Optional[float] = None,
@@ -75,8 +76,11 @@ class HeadPoseGaze(GazeTargetEstimator):
 
     def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
                  intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
+                 directions: Optional[Sequence[Sequence[Optional[Sequence[float]]]]] = None,
                  ) -> List[List[GazeTarget]]:
-        results, angles = [], self._angles(images, faces)
+        """`directions` (per frame, per face: a 3D gaze vector or None) replaces the direction
+        backend, e.g. the eyes' gaze the landmark stage already computed."""
+        results, angles = [], self._angles(images, faces, intrinsics, directions)
         for k, (image, frame_faces) in enumerate(zip(images, faces)):
             height, width = image.shape[:2]
             cam = (intrinsics[k] if intrinsics and intrinsics[k] else None) or \
@@ -86,13 +90,23 @@ class HeadPoseGaze(GazeTargetEstimator):
                                          others) for i in range(len(frame_faces))])
         return results
 
-    def _angles(self, images, faces) -> List[List[Tuple[float, float]]]:
-        """(yaw, pitch) per face: the direction backend's where it gives finite angles, else
-        the head pose (NaN when unknown)."""
+    def _angles(self, images, faces, intrinsics=None, directions=None
+                ) -> List[List[Tuple[float, float]]]:
+        """(yaw, pitch) per face: the given directions or the direction backend's where they
+        are finite, else the head pose (NaN when unknown)."""
         head = [[(f.yaw, f.pitch) for f in fs] for fs in faces]
+        if directions is not None:
+            for k, frame in enumerate(directions):
+                for i, d in enumerate(frame):
+                    if d is not None and np.all(np.isfinite(d)) and np.linalg.norm(d) > 0:
+                        yaw, pitch = vector_to_angles(np.asarray(d, float))
+                        head[k][i] = (float(yaw), float(pitch))
+            return head
         if self.direction is None:
             return head
-        for k, estimates in enumerate(self.direction.estimate(images, faces)):
+        kw = {"intrinsics": intrinsics} if getattr(self.direction, "takes_intrinsics", False) \
+            else {}
+        for k, estimates in enumerate(self.direction.estimate(images, faces, **kw)):
             for d in estimates:
                 if math.isfinite(d.yaw) and math.isfinite(d.pitch):
                     head[k][d.face_index] = (d.yaw, d.pitch)

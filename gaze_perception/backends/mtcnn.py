@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..core import weights
 from ..core.device import resolve_device
-from ..core.face_context import refine_border_faces
+from ..core.face_context import add_large_faces, refine_border_faces
 from ..core.types import Face
 from ..models.mtcnn import ONet, PNet, RNet
 from .base import FaceDetector
@@ -28,6 +28,11 @@ from .nms import batched_nms
 
 #: crops per R-Net / O-Net call; bounds memory when a batch yields many proposals
 _CHUNK = 512
+#: R-/O-Net batches are padded to a multiple of this many crops: a new batch size makes
+#: oneDNN build (and cache) new kernels, and a camera stream brings a new size nearly every
+#: frame, so the detector's memory grew by tens of MB a minute at 1080p; with buckets there
+#: are at most _CHUNK / _BUCKET sizes, and the padded rows cost less than a new kernel
+_BUCKET = 64
 
 
 class MTCNNDetector(FaceDetector):
@@ -37,7 +42,8 @@ class MTCNNDetector(FaceDetector):
     probabilities each stage keeps, `factor` is the pyramid step and `max_faces` keeps only the
     N best-scoring faces per image (0 = all). `border_context` (default on) detects faces cut
     by the frame border again with a grey margin around them (`core.face_context`): without
-    it, frame-filling faces get their eye landmarks on the brows.
+    it, frame-filling faces get their eye landmarks on the brows (or are not found: a small
+    padded copy of the frame is searched for large faces too).
     """
 
     gives = frozenset({"faces", "landmarks"})
@@ -92,8 +98,11 @@ class MTCNNDetector(FaceDetector):
             for i, faces in zip(idx, self._detect_batch(batch.permute(0, 3, 1, 2).float())):
                 results[i] = faces
         if self.border_context:
-            results = [refine_border_faces(self._detect_one, img, faces)
+            results = [refine_border_faces(self._detect_one, img,
+                                           add_large_faces(self._detect_one, img, faces))
                        for img, faces in zip(arrays, results)]
+            results = [sorted(fs, key=lambda f: -f.score)[:self.max_faces or None]
+                       for fs in results]
         return results
 
     def _detect_one(self, image: np.ndarray) -> List[Face]:
@@ -289,8 +298,17 @@ def _windows(n_in: int, n_out: int, device) -> Tuple[Tensor, Tensor]:
 
 
 def _run_chunked(net: Callable, crops: Tensor) -> Tuple[Tensor, ...]:
-    """`net` over crops in chunks; an empty batch still runs once so outputs keep their shapes."""
-    outs = [net(crops[i:i + _CHUNK]) for i in range(0, max(crops.shape[0], 1), _CHUNK)]
+    """`net` over crops in chunks of at most _CHUNK, each padded to a multiple of _BUCKET
+    crops (rows are independent: the padding changes no result); an empty batch still runs
+    once so outputs keep their shapes."""
+    outs = []
+    for i in range(0, max(crops.shape[0], 1), _CHUNK):
+        chunk = crops[i:i + _CHUNK]
+        n = chunk.shape[0]
+        padded = max(_BUCKET, -(-n // _BUCKET) * _BUCKET)
+        if padded != n:
+            chunk = torch.cat([chunk, chunk.new_zeros((padded - n, *chunk.shape[1:]))])
+        outs.append([out[:n] for out in net(chunk)])
     return tuple(torch.cat(parts) for parts in zip(*outs))
 
 

@@ -24,6 +24,9 @@ from .base import EyeStateEstimator
 
 log = logging.getLogger(__name__)
 
+#: pixels between the eye landmarks under which eyes are `unknown` (measured, README "Eye state")
+MIN_EYE_DISTANCE = 18.0
+
 
 class TimmEyeState(EyeStateEstimator):
     """Crops both eyes of every face (geometry in `core.eye_crops`), classifies all crops of a
@@ -33,13 +36,22 @@ class TimmEyeState(EyeStateEstimator):
     impossible (eye outside the frame, degenerate landmarks) is unknown with probability NaN.
     The combined state applies the same rule to the mean probabilities of the eyes that were
     seen, so one open and one closed eye give an uncertain, usually unknown, face.
+
+    `min_eye_distance` (pixels between the two eye landmarks, default MIN_EYE_DISTANCE): a
+    smaller face is too small to see its eyes and both are `unknown` (NaN), never `closed`
+    (the 24x24 model reads a blurred open eye as closed: on real faces downscaled so, open eyes
+    started reading `closed` below about 16 px, see the README).
     """
 
     def __init__(self, *, weights: Union[str, Path] = "eye_state_default",
                  weights_dir: Optional[Path] = None, device: str = "auto",
                  threshold: float = DEFAULT_THRESHOLD,
-                 unknown_below: float = DEFAULT_UNKNOWN_BELOW) -> None:
+                 unknown_below: float = DEFAULT_UNKNOWN_BELOW,
+                 min_eye_distance: float = MIN_EYE_DISTANCE) -> None:
         check_thresholds(threshold, unknown_below)
+        if not 0.0 <= min_eye_distance < 1e6:
+            raise ValueError(f"min_eye_distance must be >= 0 pixels, got {min_eye_distance}")
+        self.min_eye_distance = float(min_eye_distance)
         self.threshold, self.unknown_below = float(threshold), float(unknown_below)
         self.device = resolve_device(device)
         self.weights = str(weights)
@@ -48,7 +60,8 @@ class TimmEyeState(EyeStateEstimator):
     def describe(self) -> str:
         return (f"TimmEyeState(weights={self.weights}, arch={self.meta.arch}, "
                 f"device={self.device}, threshold={self.threshold:g}, "
-                f"unknown_below={self.unknown_below:g})")
+                f"unknown_below={self.unknown_below:g}, "
+                f"min_eye_distance={self.min_eye_distance:g})")
 
     def estimate(self, images: Sequence[np.ndarray],
                  faces: Sequence[Sequence[Face]]) -> List[List[EyeState]]:
@@ -58,6 +71,8 @@ class TimmEyeState(EyeStateEstimator):
         for i, (image, face_list) in enumerate(zip(images, faces)):
             check_rgb(image)
             for j, face in enumerate(face_list):
+                if not self._big_enough(face):
+                    continue
                 for eye in (LEFT, RIGHT):
                     try:
                         crops.append(crop_eye(image, face.landmarks, eye, self.meta.input_size,
@@ -69,6 +84,12 @@ class TimmEyeState(EyeStateEstimator):
         probs = dict(zip(slots, self._classify(crops)))
         return [[self._face_state(j, face, probs.get((i, j, LEFT)), probs.get((i, j, RIGHT)))
                  for j, face in enumerate(face_list)] for i, face_list in enumerate(faces)]
+
+    def _big_enough(self, face: Face) -> bool:
+        if len(face.landmarks) < 2:
+            return False
+        (lx, ly), (rx, ry) = face.landmarks[0], face.landmarks[1]
+        return math.hypot(rx - lx, ry - ly) >= self.min_eye_distance
 
     @torch.inference_mode()
     def _classify(self, crops: List[np.ndarray]) -> np.ndarray:

@@ -62,3 +62,31 @@ def _mapped(face: Face, sx: float, sy: float, x0: float, y0: float) -> Face:
     return replace(face, x=face.x * sx + x0, y=face.y * sy + y0, width=face.width * sx,
                    height=face.height * sy,
                    landmarks=[(px * sx + x0, py * sy + y0) for px, py in face.landmarks])
+
+
+def add_large_faces(detect: Callable[[np.ndarray], List[Face]], image: np.ndarray,
+                    faces: Sequence[Face], pad: float = 0.25, max_side: int = 320,
+                    min_fraction: float = 0.35, min_iou: float = 0.3) -> List[Face]:
+    """`faces` plus the faces a small padded copy of the frame shows that fill much of it
+    (at least `min_fraction` of the shorter side) and overlap none of `faces`: a face filling
+    the frame gives a cascade no context to find it in (MTCNN missed 17 % of tight AFLW2000
+    face crops), the same frame with a grey border around it and scaled down does."""
+    h, w = image.shape[:2]
+    if min(h, w) == 0:
+        return list(faces)
+    p = int(round(pad * max(h, w)))
+    canvas = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_CONSTANT, value=(GREY,) * 3)
+    scale = min(1.0, max_side / max(canvas.shape[:2]))
+    if scale < 1.0:
+        canvas = cv2.resize(canvas, (max(1, round(canvas.shape[1] * scale)),
+                                     max(1, round(canvas.shape[0] * scale))),
+                            interpolation=cv2.INTER_AREA)
+    sx, sy = (w + 2 * p) / canvas.shape[1], (h + 2 * p) / canvas.shape[0]
+    out = list(faces)
+    for c in detect(np.ascontiguousarray(canvas)):
+        big = _mapped(c, sx, sy, -p, -p)
+        if max(big.width, big.height) < min_fraction * min(w, h):
+            continue
+        if all(iou(big.xyxy, f.xyxy) < min_iou for f in out):
+            out.append(big)
+    return out

@@ -50,6 +50,10 @@ EYEBALL_BEHIND_MM, IRIS_RADIUS_MM, MM_EYE_SPACING = 6.5, 10.5, 62.0
 #: looking at the camera: P = 1 / (1 + exp((angle - CONE) / SOFTNESS)), angle between the
 #: gaze and the direction from the eyes to the camera
 CAMERA_CONE_DEG, CAMERA_SOFTNESS_DEG = 12.0, 3.0
+#: eye-in-head angles are clipped to the eyes' usual range (degrees): beyond it the iris
+#: estimate is wrong, not the eye; under EYE_MIN_PRESENCE the mesh is too poor for the irises
+#: and the gaze is the head's
+MAX_EYE_YAW_DEG, MAX_EYE_PITCH_DEG, EYE_MIN_PRESENCE = 40.0, 30.0, 0.5
 
 
 @dataclass
@@ -245,7 +249,7 @@ def eye_gaze(mesh: FaceMesh, k: CameraIntrinsics,
              head_rotation: Optional[np.ndarray] = None) -> EyeGaze:
     """Gaze of one face from its iris centres: each eye's direction is the ray from the eyeball
     centre (placed by the mesh fit) through the iris centre on a sphere around it, seen along
-    the face's viewing ray; the two eyes are averaged. `head_rotation` (head to camera) gives
+    the face's viewing ray; the two eyes are averaged, weighted by how much of each is seen. `head_rotation` (head to camera) gives
     the eye-in-head angles; by default the mesh's own."""
     out = EyeGaze(face_index=mesh.face_index, track_id=mesh.track_id)
     if mesh.iris is None or not np.all(np.isfinite(mesh.iris)) or \
@@ -264,12 +268,19 @@ def eye_gaze(mesh: FaceMesh, k: CameraIntrinsics,
         dirs.append(np.array([g[0], g[1], -math.sqrt(max(0.0, 1.0 - float(g @ g)))]))
     eyes_mid = mesh.points[list(LEFT_EYE_CORNERS + RIGHT_EYE_CORNERS), :2].mean(0)
     ray = ray_rotation(eyes_mid[0], eyes_mid[1], k)
-    d = ray @ (dirs[0] + dirs[1])
+    # each eye weighted by its visible area (squared corner distance): a turned head shows
+    # the far eye foreshortened, and its iris estimate is the worse one
+    w = [float(np.sum(np.subtract(*mesh.eye_corners(e)) ** 2)) for e in (0, 1)]
+    d = ray @ (w[0] * dirs[0] + w[1] * dirs[1])
     d /= np.linalg.norm(d)
     head = head_rotation if head_rotation is not None else mesh_rotation(mesh.points, k, ref)
     in_head = head.T @ d     # head frame: looking straight ahead is (0, 0, -1)
-    out.eye_yaw = math.atan2(in_head[0], -in_head[2])
-    out.eye_pitch = math.asin(max(-1.0, min(1.0, in_head[1])))
+    lim_yaw, lim_pitch = math.radians(MAX_EYE_YAW_DEG), math.radians(MAX_EYE_PITCH_DEG)
+    out.eye_yaw = max(-lim_yaw, min(lim_yaw, math.atan2(in_head[0], -in_head[2])))
+    out.eye_pitch = max(-lim_pitch, min(lim_pitch, math.asin(max(-1.0, min(1.0, in_head[1])))))
+    cy, sy = math.cos(out.eye_yaw), math.sin(out.eye_yaw)
+    cp, sp = math.cos(out.eye_pitch), math.sin(out.eye_pitch)
+    d = head @ np.array([sy * cp, sp, -cy * cp])
     out.direction = tuple(float(v) for v in d)
     out.looking_at_camera = looking_at_camera(d, eyes_mid, k)
     return out
@@ -323,7 +334,7 @@ def analyse_faces(faces: Sequence[Face], meshes: Sequence[FaceMesh], k: CameraIn
         source = "mesh" if head_pose and trusted else ("five_point" if head_pose else "")
         pose = face.head_pose
         head = None if pose is None else rotation_from_angles(*pose)
-        if trusted:
+        if trusted and mesh.presence >= EYE_MIN_PRESENCE:
             g = eye_gaze(mesh, k, head)
         else:
             g = EyeGaze(face_index=mesh.face_index, track_id=mesh.track_id)

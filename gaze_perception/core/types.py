@@ -8,6 +8,8 @@ from typing import List, Optional, Sequence, Tuple
 Point = Tuple[float, float]
 
 OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
+#: the gaze target label of a person looking at the camera (for a robot: "looking at me")
+CAMERA_LABEL = "camera"
 EYE_STATES = (OPEN, CLOSED, UNKNOWN)
 
 

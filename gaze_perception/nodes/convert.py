@@ -8,12 +8,13 @@ from geometry_msgs.msg import Point, Vector3
 from sensor_msgs.msg import Image
 
 from gaze_msgs.msg import EyeState as EyeStateMsg
-from gaze_msgs.msg import EyeStateArray, FaceArray, GazeTargetArray
+from gaze_msgs.msg import EyeStateArray, FaceArray, FaceLandmarksArray, GazeTargetArray
 from gaze_msgs.msg import Face as FaceMsg
+from gaze_msgs.msg import FaceLandmarks as FaceLandmarksMsg
 from gaze_msgs.msg import GazeTarget as GazeTargetMsg
 
 from ..core.face_mesh import EyeGaze, FaceMesh
-from ..core.image import check_raw, decode_raw
+from ..core.image import ImageError, check_raw, decode_raw
 from ..core.types import CLOSED, OPEN, UNKNOWN, EyeState, Face, GazeTarget
 
 try:  # a real ROS 2 install has cv_bridge; the PyPI wheels do not
@@ -35,6 +36,22 @@ def image_to_rgb(msg: Image) -> np.ndarray:
                           bool(msg.is_bigendian))
     check_raw(len(msg.data), msg.width, msg.height, msg.step, msg.encoding)
     return np.ascontiguousarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+
+
+def compressed_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG or PNG, as image_transport's compressed plugin and
+    rosbag2 store them) → RGB uint8; ImageError if the bytes do not decode."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"compressed image (format '{msg.format}') does not decode")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def msg_to_rgb(msg) -> np.ndarray:
+    """An Image or a CompressedImage message → RGB uint8."""
+    return compressed_to_rgb(msg) if hasattr(msg, "format") else image_to_rgb(msg)
 
 
 def rgb_to_image(rgb: np.ndarray, header) -> Image:
@@ -61,6 +78,26 @@ def msg_to_faces(msg: FaceArray) -> List[Face]:
     return [Face(x=m.x, y=m.y, width=m.width, height=m.height, score=m.score,
                  landmarks=[(p.x, p.y) for p in m.landmarks], track_id=m.track_id,
                  yaw=m.yaw, pitch=m.pitch, roll=m.roll) for m in msg.faces]
+
+
+def landmarks_to_msg(meshes: Sequence, gazes: Sequence, faces: Sequence[Face], header,
+                     width: int, height: int) -> FaceLandmarksArray:
+    """`core.face_mesh.FaceMesh` and `EyeGaze` lists (aligned) to a FaceLandmarksArray."""
+    out = FaceLandmarksArray(header=header, image_width=width, image_height=height)
+    for mesh, g in zip(meshes, gazes):
+        m = FaceLandmarksMsg(
+            track_id=int(faces[mesh.face_index].track_id), face_index=int(mesh.face_index),
+            presence=float(mesh.presence),
+            points=[Point(x=float(x), y=float(y), z=float(z)) for x, y, z in mesh.points],
+            eye_yaw=float(g.eye_yaw), eye_pitch=float(g.eye_pitch),
+            looking_at_camera=float(g.looking_at_camera), head_pose_source=g.head_pose_source)
+        if mesh.iris is not None:
+            m.iris = [Point(x=float(x), y=float(y), z=0.0) for x, y in mesh.iris.reshape(-1, 2)]
+        if g.direction is not None:
+            m.gaze_direction = Vector3(x=float(g.direction[0]), y=float(g.direction[1]),
+                                       z=float(g.direction[2]))
+        out.faces.append(m)
+    return out
 
 
 def msg_to_landmarks(msg: FaceLandmarksArray) -> Tuple[List[FaceMesh], List[EyeGaze]]:

@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import json
 
+from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import Image
 
-from gaze_msgs.msg import FaceArray
+from gaze_msgs.msg import FaceArray, FaceLandmarksArray
 
 from .. import registry
 from ..core.draw import annotate
+from ..core.face_mesh import analyse_faces
 from ..core.head_pose import fill_head_pose
 from ..core.tracking import Tracker, TrackerConfig
 from ..core.types import CameraIntrinsics, FrameResult
 from ..graph import FACE_DETECTOR_PARAMS
 from .common import OUTPUT_QOS, PerceptionNode, mapping_ok, spin
-from .convert import faces_to_msg
+from .params import BackgroundReload, Range
+from .convert import faces_to_msg, landmarks_to_msg
 
 
 def _thresholds_ok(v):
-    if len(v) != 3 or not all(0.0 <= t <= 1.0 for t in v):
+    if len(v) != 3:
         return "thresholds must be three values in [0, 1] (P-Net, R-Net, O-Net)"
     return None
 
@@ -27,42 +30,60 @@ class FaceDetectorNode(PerceptionNode):
     PARAMS = {
         "backend": ("mtcnn", "face detector backend (see `gaze-perception backends`)", None),
         "weights_dir": ("", "folder with weights and manifest.yaml; empty = package default", None),
-        "min_face_size": (20, "mtcnn: smallest face in pixels",
-                          lambda v: None if v >= 12 else "must be >= 12"),
-        "thresholds": ([0.6, 0.7, 0.7], "mtcnn: per-stage score thresholds", _thresholds_ok),
-        "max_faces": (0, "keep at most N faces, 0 = all", lambda v: None if v >= 0 else "must be >= 0"),
+        "min_face_size": (20, "mtcnn: smallest face in pixels", Range(12, 4096)),
+        "thresholds": ([0.6, 0.7, 0.7], "mtcnn: per-stage score thresholds (P-Net, R-Net, "
+                       "O-Net)", Range(0.0, 1.0, also=_thresholds_ok, note="three values")),
+        "max_faces": (0, "keep at most N faces, 0 = all", Range(0, 10000)),
         "backend_params": ("{}", "further backend parameters as a JSON object, e.g. "
                            "{\"score_threshold\": 0.6} for yunet", mapping_ok),
-        "head_pose": (True, "fill yaw/pitch/roll from landmarks (solvePnP)", None),
+        "head_pose": (True, "fill yaw/pitch/roll: from the dense mesh where `landmarks` is on, "
+                      "else from the five landmarks (solvePnP)", None),
+        "landmarks": ("", "dense landmark backend (e.g. mediapipe; empty = off): head pose from "
+                      "the mesh, and `faces/landmarks` with the points, the eyes' gaze and "
+                      "P(looking at the camera)", None),
+        "landmarks_params": ("{}", "parameters of the landmark backend as a JSON object",
+                             mapping_ok),
         "tracking": (False, "fill Face.track_id, stable across frames (core/tracking.py)", None),
         "tracking_max_age": (TrackerConfig.max_age, "frames a track keeps its id unseen",
-                             lambda v: None if v >= 0 else "must be >= 0"),
+                             Range(0, 100000)),
         "tracking_min_hits": (TrackerConfig.min_hits, "matches in a row before a track gets an id",
-                              lambda v: None if v >= 1 else "must be >= 1"),
+                              Range(1, 1000)),
         "tracking_min_iou": (TrackerConfig.min_iou, "overlap with the predicted box that matches",
-                             lambda v: None if 0.0 <= v <= 1.0 else "must lie in [0, 1]"),
+                             Range(0.0, 1.0)),
         "tracking_max_distance": (TrackerConfig.max_distance, "centre distance that matches, in "
-                                  "box sizes", lambda v: None if v > 0 else "must be > 0"),
+                                  "box sizes", Range(0.0, 100.0, above=True)),
     }
-    READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "weights_dir", "backend_params")
+    READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "weights_dir", "backend_params",
+                                            "landmarks", "landmarks_params")
     DETECTOR_PARAMS = FACE_DETECTOR_PARAMS
     CASCADE_PARAMS = ("min_face_size", "thresholds")  # only the mtcnn backend has these
 
     def __init__(self, **kwargs):
         super().__init__("face_detector", **kwargs)
         self.detector = self.tracker = None
+        self.reload = BackgroundReload(self, self.DETECTOR_PARAMS)
+        self.add_on_set_parameters_callback(lambda ps: SetParametersResult(
+            successful=self.reload.refusal(ps) is None, reason=self.reload.refusal(ps) or ""))
         self.add_post_set_parameters_callback(self._on_params_set)
 
     def configure(self) -> None:
         self.detector = self._build_detector()
+        self.reload.remember()
         self.tracker = self._build_tracker()
         self.pub = self.create_output(FaceArray, "faces", OUTPUT_QOS)
+        self.landmarker = self.pub_landmarks = None
+        if self.param("landmarks"):
+            self.landmarker = registry.create(
+                "face_landmarks", self.param("landmarks"), device=self.param("device"),
+                **json.loads(self.param("landmarks_params") or "{}"))
+            self.pub_landmarks = self.create_output(FaceLandmarksArray, "faces/landmarks",
+                                                    OUTPUT_QOS)
         self.create_debug_output("faces/debug_image")
         self.get_logger().info(f"face detector ready: backend={self.param('backend')}, "
                                f"device={self.detector.device}")
 
     def release(self) -> None:
-        self.detector = self.tracker = None
+        self.detector = self.tracker = self.landmarker = None
         super().release()
 
     def _build_detector(self):
@@ -83,22 +104,32 @@ class FaceDetectorNode(PerceptionNode):
     def _on_params_set(self, params) -> None:
         if self.detector is None:  # unconfigured: `configure` reads the new values
             return
-        if any(p.name in self.DETECTOR_PARAMS for p in params):
-            self.detector = self._build_detector()
+        if self.reload.wanted(params):  # a model rebuild: off the executor thread
+            self.reload.start(self._build_detector, self._install_detector)
         if any(p.name.startswith("tracking") for p in params):
             self.tracker = self._build_tracker()
+
+    def _install_detector(self, detector) -> None:
+        if self.detector is not None:  # not cleaned up meanwhile
+            self.detector = detector
 
     def process(self, msg: Image) -> None:
         rgb = self.to_rgb(msg)
         h, w = rgb.shape[:2]
         faces = self.detector.detect([rgb])[0]
-        if self.param("head_pose"):
-            k = self.intrinsics or CameraIntrinsics.guess(w, h)
+        k = self.intrinsics or CameraIntrinsics.guess(w, h)
+        meshes = gazes = None
+        if self.landmarker is not None:  # head pose from the mesh, five points where untrusted
+            meshes = self.landmarker.estimate([rgb], [faces])[0]
+            gazes = analyse_faces(faces, meshes, k, self.param("head_pose"))
+        elif self.param("head_pose"):
             for f in faces:
                 fill_head_pose(f, k)
         if self.tracker:
             self.tracker.update(faces)
         self.pub.publish(faces_to_msg(faces, msg.header, w, h))
+        if meshes is not None:
+            self.pub_landmarks.publish(landmarks_to_msg(meshes, gazes, faces, msg.header, w, h))
         if self.debug_wanted():
             self.publish_debug(annotate(rgb, FrameResult(w, h, faces)), msg.header)
 
