@@ -269,7 +269,7 @@ def fit(task: Task, optimizer: torch.optim.Optimizer, cfg: FitConfig, out: Path,
                              "scheduler": scheduler.state_dict() if scheduler else None},
                             out / STATE_FILE)
                 run_log.epoch(row)
-                log.info("epoch %s  %s", label, "  ".join(
+                log.info("%s  %s", label, "  ".join(
                     f"{k} {v:.4g}" for k, v in row.items()
                     if k != "epoch" and isinstance(v, (int, float))))
                 task.end_epoch(row)
