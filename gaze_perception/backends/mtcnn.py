@@ -25,6 +25,8 @@ from ..core.types import Face
 from ..models.mtcnn import ONet, PNet, RNet
 from .base import FaceDetector
 from .nms import batched_nms
+from .onnx_runtime import OrtModule, check_runtime
+from .onnx_runtime import export as onnx_export
 
 #: crops per R-Net / O-Net call; bounds memory when a batch yields many proposals
 _CHUNK = 512
@@ -43,7 +45,10 @@ class MTCNNDetector(FaceDetector):
     N best-scoring faces per image (0 = all). `border_context` (default on) detects faces cut
     by the frame border again with a grey margin around them (`core.face_context`): without
     it, frame-filling faces get their eye landmarks on the brows (or are not found: a small
-    padded copy of the frame is searched for large faces too).
+    padded copy of the frame is searched for large faces too). `runtime` torch (default) or
+    onnxruntime: the three networks exported to ONNX from the loaded weights and run by ONNX
+    Runtime (`backends/onnx_runtime.py`), the rest of the cascade unchanged; `onnx_dir` takes
+    the files of `gaze-perception export mtcnn` instead.
     """
 
     gives = frozenset({"faces", "landmarks"})
@@ -51,7 +56,8 @@ class MTCNNDetector(FaceDetector):
     def __init__(self, *, weights_dir: Optional[Path] = None, device: str = "auto",
                  min_face_size: float = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
                  factor: float = 0.709, max_faces: int = 0,
-                 border_context: bool = True) -> None:
+                 border_context: bool = True, runtime: str = "torch",
+                 onnx_dir: Optional[Path] = None) -> None:
         thresholds = tuple(float(t) for t in thresholds)
         if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
             raise ValueError(f"thresholds must be three probabilities, got {thresholds}")
@@ -70,6 +76,26 @@ class MTCNNDetector(FaceDetector):
         self.pnet = self._load(PNet(), "mtcnn_pnet", weights_dir)
         self.rnet = self._load(RNet(), "mtcnn_rnet", weights_dir)
         self.onet = self._load(ONet(), "mtcnn_onet", weights_dir)
+        self.runtime = check_runtime(runtime)
+        if runtime == "onnxruntime":  # the files of `gaze-perception export`, or exported now
+            models = ([Path(onnx_dir) / f"{n}.onnx" for n in ("pnet", "rnet", "onet")]
+                      if onnx_dir else self.export_onnx())
+            self.pnet, self.rnet, self.onet = (OrtModule(m) for m in models)
+
+    def export_onnx(self, folder: Optional[Path] = None) -> List[bytes]:
+        """P-, R- and O-Net as ONNX models (dynamic batch; P-Net also dynamic height and
+        width), written to folder/{pnet,rnet,onet}.onnx when `folder` is given."""
+        nets = {"pnet": (self.pnet, (1, 3, 12, 12), ["reg", "prob"]),
+                "rnet": (self.rnet, (1, 3, 24, 24), ["reg", "prob"]),
+                "onet": (self.onet, (1, 3, 48, 48), ["reg", "points", "prob"])}
+        out = []
+        for name, (net, shape, outputs) in nets.items():
+            dynamic = ({k: {0: "n", 2: "h", 3: "w"} for k in ["input", *outputs]}
+                       if name == "pnet" else {k: {0: "n"} for k in ["input", *outputs]})
+            example = torch.zeros(shape, device=self.device)
+            out.append(onnx_export(net, [example], outputs, dynamic,
+                                   None if folder is None else Path(folder) / f"{name}.onnx"))
+        return out
 
     def _load(self, net: nn.Module, name: str, weights_dir: Optional[Path]) -> nn.Module:
         path = weights.resolve(name, weights_dir)
@@ -81,7 +107,8 @@ class MTCNNDetector(FaceDetector):
         return net.to(self.device).eval()
 
     def describe(self) -> str:
-        return (f"MTCNNDetector(device={self.device}, min_face_size={self.min_face_size:g}, "
+        return (f"MTCNNDetector(device={self.device}, runtime={self.runtime}, "
+                f"min_face_size={self.min_face_size:g}, "
                 f"thresholds={self.thresholds}, factor={self.factor:g}, "
                 f"max_faces={self.max_faces})")
 

@@ -52,6 +52,9 @@ def _build_parser(argv=()) -> argparse.ArgumentParser:
 
     sub.add_parser("backends", help="list installed backends by kind")
 
+    from . import export as export_cmd
+    export_cmd.add_args(sub.add_parser("export", help="a model's networks as ONNX files"))
+
     from . import weights as weights_cmd
     weights_cmd.add_args(sub.add_parser("weights", help="list, fetch or verify model weights"))
 
