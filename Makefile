@@ -10,14 +10,14 @@ MTCNN_WEIGHTS := weights/mtcnn/pnet.pt weights/mtcnn/rnet.pt weights/mtcnn/onet.
 MEDIAPIPE_WEIGHTS := weights/mediapipe/face_landmark.tflite weights/mediapipe/iris_landmark.tflite
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test weights clean distclean
+.PHONY: setup demo test weights ros-tools clean distclean
 
 setup: $(VENV)/.stamp-deps $(VENV)/.stamp-msgs $(VENV)/.stamp-pkg $(MTCNN_WEIGHTS) $(MEDIAPIPE_WEIGHTS)
 
 demo: setup
 	$(VENV)/bin/gaze-perception demo
 
-test: setup
+test: setup ros-tools
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 weights: $(MTCNN_WEIGHTS) $(MEDIAPIPE_WEIGHTS)
@@ -37,9 +37,12 @@ $(VENV)/.stamp-msgs: $(VENV)/.stamp-deps $(MSGS)
 	  --cmake-args -DPython3_EXECUTABLE=$(PY) -DBUILD_TESTING=OFF
 	touch $@
 
-# 3. this package, editable (entry points = backend plugins and the gaze-perception command).
-$(VENV)/.stamp-pkg: $(VENV)/.stamp-deps setup.py setup.cfg
+# 3. this package, editable (entry points = backend plugins and the gaze-perception command),
+#    and in the ament index of the venv prefix as colcon --symlink-install lays it out (launch/,
+#    config/, lib/gaze_perception/<node>), so `ros2 launch gaze_perception ...` finds it.
+$(VENV)/.stamp-pkg: $(VENV)/.stamp-deps setup.py setup.cfg tools/ros_tools.py
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) tools/ros_tools.py ament-develop
 	touch $@
 
 # 4. MTCNN weights from the facenet-pytorch wheel on PyPI, sha256-checked against the manifest.
@@ -52,6 +55,16 @@ $(MTCNN_WEIGHTS) &: $(VENV)/.stamp-pkg weights/manifest.yaml
 $(MEDIAPIPE_WEIGHTS) &: $(VENV)/.stamp-pkg weights/manifest.yaml
 	$(VENV)/bin/gaze-perception weights fetch mediapipe_face_mesh mediapipe_iris
 	touch $(MEDIAPIPE_WEIGHTS)
+
+# 6. test-time: the real `ros2` command line and launch_ros (../shared/ros_python, pip) and the
+#    interface packages composition_interfaces, hri_msgs, tf2_msgs (../shared/ros_interfaces,
+#    colcon, a few minutes once), each only where no ROS install provides it. Without ../shared
+#    nothing is installed and the tests that use these tools skip with the reason.
+SHARED ?= $(CURDIR)/../shared
+ros-tools: $(VENV)/.stamp-ros-tools
+$(VENV)/.stamp-ros-tools: $(VENV)/.stamp-msgs $(VENV)/.stamp-pkg tools/ros_tools.py
+	$(PY) tools/ros_tools.py install --shared $(SHARED)
+	if [ -d $(SHARED)/ros_python ]; then touch $@; fi
 
 clean:
 	rm -rf build log demo_out .pytest_cache

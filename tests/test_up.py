@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import cv2
@@ -79,61 +78,19 @@ def test_up_returns_non_zero_when_a_node_dies(tmp_path):
 # -- the launch file resolves the same graph -----------------------------------------------------
 
 class _Recorded:
-    """Stands in for launch_ros.actions.Node: keeps the keyword arguments."""
+    """Records the keyword arguments the launch file gives launch_ros.actions.Node (the real
+    `ros2 launch` of these files runs in test_ros2_cli.py)."""
 
     def __init__(self, **kwargs):
         self.kwargs = kwargs
 
 
-def _stub_launch(monkeypatch):
-    """Minimal `launch` / `launch_ros` modules with the behaviour the launch file relies on."""
-    class Context:
-        def __init__(self):
-            self.launch_configurations = {}
-
-    class DeclareLaunchArgument:
-        def __init__(self, name, default_value="", description=""):
-            self.name, self.default = name, default_value
-
-        def execute(self, context):
-            context.launch_configurations.setdefault(self.name, self.default)
-
-    class OpaqueFunction:
-        def __init__(self, function):
-            self.function = function
-
-        def execute(self, context):
-            return self.function(context)
-
-    class LaunchConfiguration:
-        def __init__(self, name):
-            self.name = name
-
-        def perform(self, context):
-            return context.launch_configurations[self.name]
-
-    class LaunchDescription:
-        def __init__(self, entities):
-            self.entities = entities
-
-    mods = {"launch": types.ModuleType("launch"), "launch.actions": types.ModuleType("la"),
-            "launch.substitutions": types.ModuleType("ls"),
-            "launch_ros": types.ModuleType("launch_ros"),
-            "launch_ros.actions": types.ModuleType("lra")}
-    mods["launch"].LaunchDescription = LaunchDescription
-    mods["launch.actions"].DeclareLaunchArgument = DeclareLaunchArgument
-    mods["launch.actions"].OpaqueFunction = OpaqueFunction
-    mods["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
-    mods["launch_ros.actions"].Node = _Recorded
-    for name, mod in mods.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    return Context()
-
-
 def _real_launch():
+    """A real `launch.LaunchContext` (launch / launch_ros from a ROS install, or installed from
+    ../shared/ros_python by `make test`)."""
     if importlib.util.find_spec("launch_ros") is None:
-        pytest.skip("launch_ros is not importable here (PyPI has no wheel; a ROS 2 install "
-                    "provides it): the launch file is exercised with stand-in modules instead")
+        pytest.skip("launch_ros is not importable here: `make test` installs it from "
+                    "../shared/ros_python, or source a ROS 2 install")
     from launch import LaunchContext
     return LaunchContext()
 
@@ -159,10 +116,9 @@ CASES = [  # (launch arguments, the same request to `up`)
 ]
 
 
-@pytest.mark.parametrize("kind", ["stand-in", "launch_ros"])
 @pytest.mark.parametrize("launch_args,up_args", CASES)
-def test_launch_file_and_up_resolve_the_same_graph(kind, launch_args, up_args, monkeypatch):
-    context = _stub_launch(monkeypatch) if kind == "stand-in" else _real_launch()
+def test_launch_file_and_up_resolve_the_same_graph(launch_args, up_args):
+    context = _real_launch()
     launched = [(n.kwargs["executable"], n.kwargs["namespace"], n.kwargs["parameters"],
                  dict(n.kwargs["remappings"])) for n in _launch_nodes(context, launch_args)]
     ups = [(s.executable, s.namespace, [s.parameters], s.remappings)
@@ -175,9 +131,8 @@ def test_launch_file_and_up_resolve_the_same_graph(kind, launch_args, up_args, m
                    for n in launched)
 
 
-@pytest.mark.parametrize("kind", ["stand-in", "launch_ros"])
-def test_classroom_launch_file_is_the_classroom_graph(kind, monkeypatch):
-    context = _stub_launch(monkeypatch) if kind == "stand-in" else _real_launch()
+def test_classroom_launch_file_is_the_classroom_graph():
+    context = _real_launch()
     launched = [(n.kwargs["executable"], n.kwargs["namespace"], n.kwargs["parameters"],
                  dict(n.kwargs["remappings"]))
                 for n in _launch_nodes(context, {}, LAUNCH_FILE.with_name("classroom.launch.py"))]
@@ -186,9 +141,8 @@ def test_classroom_launch_file_is_the_classroom_graph(kind, monkeypatch):
     assert launched == ups
 
 
-@pytest.mark.parametrize("kind", ["stand-in", "launch_ros"])
-def test_launch_autostart_false_leaves_every_node_to_a_lifecycle_manager(kind, monkeypatch):
-    context = _stub_launch(monkeypatch) if kind == "stand-in" else _real_launch()
+def test_launch_autostart_false_leaves_every_node_to_a_lifecycle_manager():
+    context = _real_launch()
     launched = _launch_nodes(context, {"config": "classroom", "autostart": "false"})
     assert len(launched) == 4
     assert all(n.kwargs["parameters"][0]["autostart"] is False for n in launched)

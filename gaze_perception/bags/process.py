@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-import cv2
 import numpy as np
 from rclpy.serialization import deserialize_message, serialize_message
 from tqdm import tqdm
@@ -22,7 +21,7 @@ from ..core.image import ImageError
 from ..core.pipeline import Pipeline
 from ..core.sources import batched
 from ..core.types import CameraIntrinsics, FrameResult
-from ..nodes.convert import eyes_to_msg, faces_to_msg, gaze_to_msg, image_to_rgb
+from ..nodes.convert import compressed_to_rgb, eyes_to_msg, faces_to_msg, gaze_to_msg, image_to_rgb
 from . import STORAGE_NAMES
 from .bagfile import BagReader, BagWriter
 from .errors import TopicNotFoundError
@@ -144,12 +143,7 @@ def _frames(reader: BagReader, topic: str, info_topic: Optional[str]) -> Iterato
 
 
 def _decode(msgtype: str, image) -> np.ndarray:
-    if msgtype == IMAGE:
-        return image_to_rgb(image)
-    bgr = cv2.imdecode(np.frombuffer(bytes(image.data), np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageError(f"compressed image (format '{image.format}') does not decode")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return image_to_rgb(image) if msgtype == IMAGE else compressed_to_rgb(image)
 
 
 def _output(stage: str, result: FrameResult, frame: _Frame, heatmaps: bool):

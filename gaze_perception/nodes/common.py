@@ -13,22 +13,26 @@ from typing import Any, Callable, Dict, Optional
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.timer import Timer
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..core.image import ImageError
 from ..core.threads import STANDARD_MODEL_PROCESSES, apply_threads, current_threads
 from ..core.types import CameraIntrinsics
 from ..lifetime import die_with_parent
-from .convert import image_to_rgb, rgb_to_image
+from .convert import msg_to_rgb, rgb_to_image
+from .params import Range, descriptor
 
 CONFIGURE_FAILED = "configure failed"
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 DEBUG_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)  # rviz-compatible
+#: best effort matches reliable and best-effort publishers (camera drivers differ)
+CAMERA_INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+TRANSPORTS = ("raw", "compressed")
 OUTPUT_QOS = 10
 
 
@@ -57,7 +61,8 @@ class PerceptionNode(LifecycleNode):
     `release`. Outputs are made with `create_output` (lifecycle publishers: silent unless
     active) and inputs with `create_input`, so the base can undo both."""
 
-    #: name -> (default, description, validator returning an error string or None)
+    #: name -> (default, description, check: a validator returning an error string or None,
+    #: or a params.Range, which also gives `ros2 param describe` the bounds)
     PARAMS: Dict[str, tuple] = {}
     COMMON_PARAMS: Dict[str, tuple] = {
         "device": ("auto", "auto | cpu | cuda[:N]", lambda v: None if v == "auto" or v == "cpu"
@@ -66,19 +71,23 @@ class PerceptionNode(LifecycleNode):
                               "reliable (use reliable for bag replay)",
                               lambda v: None if v in RELIABILITY else
                               f"must be one of {sorted(RELIABILITY)}"),
+        "image_transport": ("raw", "raw: sensor_msgs/Image on `image`; compressed: "
+                            "sensor_msgs/CompressedImage (JPEG or PNG) on `<image>/compressed`, "
+                            "the topic image_transport's compressed plugin publishes",
+                            lambda v: None if v in TRANSPORTS else f"must be one of {TRANSPORTS}"),
         "publish_debug_image": (False, "publish an annotated image (computed only while someone "
                                 "subscribes)", None),
         "diagnostics_period": (1.0, "seconds between /diagnostics messages",
-                               lambda v: None if v > 0 else "must be > 0"),
+                               Range(0.0, 3600.0, above=True)),
         "autostart": (True, "configure and activate at start-up; false: stay unconfigured "
                       "until a lifecycle manager (or `ros2 lifecycle set`) drives the node",
                       None),
         "threads": (0, "torch and OpenCV intra-op threads; 0 = auto: OMP_NUM_THREADS if set, "
                     "else the cores divided among the graph's model nodes (core/threads.py)",
-                    lambda v: None if v >= 0 else "must be >= 0 (0 = auto)"),
+                    Range(0, 1024)),
     }
     #: restart-only parameters: changing them at run time is refused with a reason
-    READ_ONLY = ("device", "image_reliability", "autostart", "threads")
+    READ_ONLY = ("device", "image_reliability", "autostart", "threads", "image_transport")
     #: whether the node runs a model: `threads: 0` then shares the cores with the standard
     #: graph's other stage nodes; other nodes (source, attention) take one thread
     MODEL_NODE = True
@@ -87,8 +96,8 @@ class PerceptionNode(LifecycleNode):
         super().__init__(name, **kwargs)
         self._validators: Dict[str, Callable[[Any], Optional[str]]] = {}
         for pname, (default, desc, validator) in {**self.COMMON_PARAMS, **self.PARAMS}.items():
-            self.declare_parameter(pname, default, ParameterDescriptor(
-                description=desc, read_only=pname in self.READ_ONLY))
+            self.declare_parameter(pname, default, descriptor(default, desc, validator,
+                                                              pname in self.READ_ONLY))
             if validator:
                 self._validators[pname] = validator
         self.add_on_set_parameters_callback(self._validate_params)
@@ -120,7 +129,10 @@ class PerceptionNode(LifecycleNode):
     def _validate_params(self, params) -> SetParametersResult:
         for p in params:
             check = self._validators.get(p.name)
-            err = check(p.value) if check else None
+            try:
+                err = check(p.value) if check else None
+            except Exception as exc:  # noqa: BLE001 - a value the check cannot read: refused
+                err = f"cannot check {p.value!r}: {exc}"
             if err:
                 return SetParametersResult(successful=False, reason=f"{p.name}: {err}")
         return SetParametersResult(successful=True)
@@ -183,13 +195,15 @@ class PerceptionNode(LifecycleNode):
             torch.cuda.empty_cache()  # the freed model's GPU memory goes back, as yolo_ros does
 
     def open_inputs(self) -> None:
-        """Subscribe to `image` and `camera_info` (subclasses add or replace inputs)."""
-        events = SubscriptionEventCallbacks(incompatible_qos=lambda e: self.get_logger().error(
-            f"image subscription: incompatible QoS with a publisher (policy {e.last_policy_kind}); "
-            "set image_reliability to match the camera", throttle_duration_sec=5.0))
-        self.create_input(Image, "image", self._on_image,
-                          image_qos(self.param("image_reliability")), event_callbacks=events)
-        self.create_input(CameraInfo, "camera_info", self._on_camera_info, 1)
+        """Subscribe to `image` (`<image>/compressed` with image_transport:=compressed) and
+        `camera_info` (best effort: matches reliable and best-effort camera drivers alike).
+        Subclasses add or replace inputs."""
+        compressed = self.param("image_transport") == "compressed"
+        topic = self.resolve_topic_name("image") + "/compressed" if compressed else "image"
+        self.create_input(CompressedImage if compressed else Image, topic, self._on_image,
+                          image_qos(self.param("image_reliability")),
+                          qos_hint="set image_reliability to match the camera")
+        self.create_input(CameraInfo, "camera_info", self._on_camera_info, CAMERA_INFO_QOS)
 
     def close_inputs(self) -> None:
         """Undo `open_inputs`; a frame waiting for the worker is dropped, one in work finished."""
@@ -210,7 +224,15 @@ class PerceptionNode(LifecycleNode):
     def create_debug_output(self, topic: str) -> None:
         self.debug_pub = self.create_output(Image, topic, DEBUG_QOS)
 
-    def create_input(self, msg_type, topic: str, callback, qos, **kwargs):
+    def create_input(self, msg_type, topic: str, callback, qos, qos_hint: str = "", **kwargs):
+        """A subscription of the active state; an incompatible publisher is logged (what
+        differs, and `qos_hint`) instead of silently never matching."""
+        if "event_callbacks" not in kwargs:
+            kwargs["event_callbacks"] = SubscriptionEventCallbacks(
+                incompatible_qos=lambda e, t=topic: self.get_logger().error(
+                    f"{t} subscription: incompatible QoS with a publisher (policy "
+                    f"{e.last_policy_kind})" + (f"; {qos_hint}" if qos_hint else ""),
+                    throttle_duration_sec=5.0))
         sub = self.create_subscription(msg_type, topic, callback, qos, **kwargs)
         self._inputs.append(sub)
         return sub
@@ -300,8 +322,8 @@ class PerceptionNode(LifecycleNode):
             rclpy.shutdown(context=self.context)
 
     # -- helpers for subclasses ---------------------------------------------------------------
-    def to_rgb(self, msg: Image):
-        return image_to_rgb(msg)
+    def to_rgb(self, msg):
+        return msg_to_rgb(msg)
 
     def debug_wanted(self) -> bool:
         return bool(self.debug_pub and self.param("publish_debug_image")
