@@ -279,7 +279,8 @@ def fresh_weights(tmp_path):
 def test_weights_verify_tells_missing_optional_from_corrupt(fresh_weights, capsys):
     wdir, entries = fresh_weights
     assert {n for n, e in entries.items() if e.required} == {
-        "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "eye_state_default"}
+        "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet", "eye_state_default", "mediapipe_face_mesh",
+        "mediapipe_iris"}
     assert main(["weights", "verify", "--dir", str(wdir)]) == 0
     out = capsys.readouterr().out
     assert "mtcnn_pnet: ok" in out and "yunet_2023mar: missing (optional)" in out
