@@ -107,9 +107,16 @@ def test_nodes_end_with_up_however_it_ends(sig, tmp_path, frames):
         up.close()
 
 
-def test_a_source_without_frames_stops_the_graph_with_the_reason(tmp_path):
-    bad = tmp_path / "corrupt.mp4"
-    bad.write_bytes(os.urandom(4096))
+@pytest.mark.parametrize("kind", ["corrupt video", "folder of damaged images"])
+def test_a_source_without_frames_stops_the_graph_with_the_reason(kind, tmp_path):
+    if kind == "corrupt video":
+        bad, reason = tmp_path / "corrupt.mp4", "has no readable frame"
+        bad.write_bytes(os.urandom(4096))
+    else:  # opens, then every file fails to decode: found while playing, not at start
+        bad, reason = tmp_path / "photos", "gave no frame: a.png: the file is empty"
+        bad.mkdir()
+        for name in ("a.png", "b.png"):
+            (bad / name).write_bytes(b"")
     config = tmp_path / "graph.yaml"
     config.write_text(GRAPH)
     up = Up([str(config), "--source", str(bad), "--device", "cpu"], tmp_path)
@@ -117,7 +124,7 @@ def test_a_source_without_frames_stops_the_graph_with_the_reason(tmp_path):
         up.proc.wait(60)
         up._reader.join(5)
         assert up.proc.returncode == 1, up.output
-        assert "has no readable frame" in up.output and "corrupt.mp4" in up.output
+        assert reason in up.output and str(bad.name) in up.output, up.output
         assert "source exited with code 1" in up.output and "Traceback" not in up.output
     finally:
         up.close()

@@ -56,8 +56,12 @@ def gaze_graph():
     """The gaze-target node (geometric backend: no model to load) fed by the test."""
     spec = NodeSpec("gaze_target", parameters={"device": "cpu", "image_reliability": "reliable",
                                                "diagnostics_period": 0.2, "backend": "head_pose"})
-    with running_graph([spec], ["gaze_targets", "diagnostics"],
-                       inputs={"faces": FaceArray}) as (client, procs):
+    # the same node with room for half a second of images only
+    small = NodeSpec("gaze_target", name="gaze_small", parameters={
+        **spec.parameters, "pair_cache_size": 10},
+        remappings={"faces": "small/faces", "gaze_targets": "small/gaze_targets"})
+    with running_graph([spec, small], ["gaze_targets", "small/gaze_targets", "diagnostics"],
+                       inputs={"faces": FaceArray, "small/faces": FaceArray}) as (client, procs):
         time.sleep(0.5)
         yield client, procs[0]
 
@@ -84,6 +88,32 @@ def test_faces_two_seconds_after_their_images_are_still_paired(gaze_graph):
     assert all(len(g[0].targets) == 1 for g in got)
 
 
+def test_a_small_cache_keeps_the_images_a_newest_frame_face_node_works_on(gaze_graph):
+    """A face node takes the newest image whenever it is free and answers it 1 s later; the
+    node keeps 10 images (0.5 s at 20 Hz) and still pairs every answer after the first (the
+    first answer tells it which images the face node takes: newest ones)."""
+    client, _ = gaze_graph
+    answered, working, due = [], None, 0.0
+    start = time.monotonic()
+    for i in range(100):  # 5 s at 20 Hz
+        while time.monotonic() < start + i * 0.05:
+            time.sleep(0.005)
+        img = _image(70_000_000_000 + i * 50_000_000)
+        client.publish(msg=img, stamp_ns=70_000_000_000 + i * 50_000_000)
+        if i and time.monotonic() >= due:
+            if working is not None:
+                client.send("small/faces", _faces(working))
+                answered.append(working)
+            working, due = previous, time.monotonic() + 1.0  # the newest it has received
+        previous = img
+    got = [client.wait("small/gaze_targets", client.key(img.header), 15.0)
+           for img in answered[1:]]
+    assert len(got) >= 3
+    assert all(g is not None for g in got), (
+        f"{[g is not None for g in got]} paired; "
+        f"{[(kv.key, kv.value) for st in client.latest('diagnostics').status for kv in st.values]}")
+
+
 def test_two_images_with_one_stamp_are_never_paired(gaze_graph):
     client, _ = gaze_graph
     before = _diag(client, "gaze_target", "pair_duplicates_image", 0)
@@ -93,7 +123,7 @@ def test_two_images_with_one_stamp_are_never_paired(gaze_graph):
         time.sleep(0.1)
     client.send("faces", _faces(real))
     assert client.wait("gaze_targets", client.key(real.header), 1.5) is None
-    assert _diag(client, "gaze_target", "pair_duplicates_image", before + 2) >= before + 2
+    assert _diag(client, "/gaze_target", "pair_duplicates_image", before + 2) >= before + 2
     good = _image(21_000_000_000)
     client.publish(msg=good, stamp_ns=21_000_000_000)
     client.send("faces", _faces(good))

@@ -18,6 +18,8 @@ RECENT_KEYS = 4096
 WINDOW_FACTOR, MARGIN_S, MIN_SAMPLES = 2.0, 0.5, 5
 #: consumers refuse FaceArrays with more faces than this by default (parameter `max_faces`)
 MAX_FACES = 100
+#: waiting frames marked as the likely next answer of a `follows` partner (see StampJoin)
+FOLLOW_NEWEST = 4
 
 
 def stamp_key(header) -> tuple:
@@ -55,6 +57,13 @@ class StampJoin:
     frame was dropped counts as `late` and widens the window. At most `max_pending`
     incomplete frames and `max_bytes` of payload (images) wait; the oldest go first.
 
+    `follows` = {"faces": "image"} is for a partner computed from the newest message of another
+    kind (a face node that, once free, takes the newest image): when a `faces` message
+    arrives, the FOLLOW_NEWEST newest waiting frames that have an `image` but no `faces` are
+    kept when the cache is full (the unmarked oldest go first) until the next `faces` message,
+    since one of them is what the face node works on now. So late faces still find their
+    image while the cache stays small.
+
     A second message of one kind with the same header (two images with one stamp) makes the
     frame ambiguous: everything of that header, now and for a while after, is dropped and
     counted as `duplicates`, never joined with the wrong partner.
@@ -65,12 +74,16 @@ class StampJoin:
     def __init__(self, kinds: Iterable[str], on_complete: Callable[[dict], None],
                  window: float = 10.0, max_pending: int = 300, max_bytes: int = 1 << 30,
                  auto_window: bool = True, size_of: Callable = payload_bytes,
+                 follows: Optional[Dict[str, str]] = None,
                  clock: Callable[[], float] = time.monotonic):
         self.kinds = frozenset(kinds)
         self.on_complete = on_complete
         self.max_window, self.max_pending, self.max_bytes = float(window), max_pending, max_bytes
         self.auto_window, self.size_of, self.clock = auto_window, size_of, clock
-        self.pending: "OrderedDict[tuple, list]" = OrderedDict()  # key -> [first, parts, bytes]
+        self.follows = dict(follows or {})
+        self._marked: list = []  # the entries marked by the newest `follows` message
+        # key -> [first arrival, {kind: msg}, bytes, kept when the cache is full]
+        self.pending: "OrderedDict[tuple, list]" = OrderedDict()
         self.bytes = 0
         self.joined = 0
         self.counts: Dict[str, Dict[str, int]] = {
@@ -96,6 +109,8 @@ class StampJoin:
 
     def _add(self, kind: str, msg, key: tuple, now: float) -> Optional[dict]:
         self._expire(now)
+        if kind in self.follows:  # whatever becomes of this message, its sender moved on
+            self._mark_newest(kind, self.follows[kind])
         entry = self.pending.get(key)
         if key in self._ambiguous or (entry is not None and kind in entry[1]) or \
                 key in self._done:
@@ -106,7 +121,7 @@ class StampJoin:
             self._waits.append(now - self._dropped[key])  # widens the auto window
             return None
         if entry is None:
-            entry = self.pending[key] = [now, {}, 0]
+            entry = self.pending[key] = [now, {}, 0, False]
         size = self.size_of(msg)
         entry[1][kind] = msg
         entry[2] += size
@@ -120,8 +135,29 @@ class StampJoin:
             return entry[1]
         while len(self.pending) > self.max_pending or \
                 (self.bytes > self.max_bytes and len(self.pending) > 1):
-            self._drop_oldest("evicted", now)
+            self._evict(now)
         return None
+
+    def _mark_newest(self, kind: str, source: str) -> None:
+        """The partner answered: what it worked on before is done with (unmark), what it
+        works on now is among the newest `source` messages (mark)."""
+        for entry in self._marked:
+            entry[3] = False
+        self._marked = []
+        for entry in reversed(self.pending.values()):
+            if len(self._marked) == FOLLOW_NEWEST:
+                break
+            if source in entry[1] and kind not in entry[1]:
+                entry[3] = True
+                self._marked.append(entry)
+
+    def _evict(self, now: float) -> None:
+        """Drop the oldest waiting frame not marked by `follows`, else the oldest."""
+        for key, entry in self.pending.items():
+            if not entry[3]:
+                self.pending.move_to_end(key, last=False)
+                break
+        self._drop_oldest("evicted", now)
 
     def _duplicate(self, key: tuple, kind: str, now: float) -> None:
         self.counts["duplicates"][kind] += 1
@@ -133,7 +169,7 @@ class StampJoin:
         self._ambiguous.remember(key, now)
 
     def _drop_oldest(self, reason: str, now: float) -> None:
-        key, (first, parts, size) = self.pending.popitem(last=False)
+        key, (first, parts, size, _) = self.pending.popitem(last=False)
         self.bytes -= size
         for k in parts:
             self.counts[reason][k] += 1

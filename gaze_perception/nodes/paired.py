@@ -1,6 +1,7 @@
 """Base for nodes that need the image and the faces computed from it (eye state, gaze target):
 both are paired by exact stamp (`inputs.StampJoin`: a window sized in time from the measured
-face latency, bounded in count and megabytes; duplicate stamps dropped), so no
+face latency, bounded in count and megabytes, keeping the images a newest-frame face node is
+likely working on; duplicate stamps dropped), so no
 message_filters is needed. A FaceArray with more than `max_faces` faces or non-finite numbers
 is refused and counted, so one message cannot stall the node or poison its outputs."""
 from __future__ import annotations
@@ -31,7 +32,8 @@ class PairedNode(PerceptionNode):
                         lambda v: None if v > 0 else "must be > 0"),
         "pair_cache_size": (300, "most images (and most face arrays) kept waiting for their "
                             "partner", lambda v: None if v > 0 else "must be > 0"),
-        "pair_cache_mb": (1024, "most megabytes of images kept waiting for their faces",
+        "pair_cache_mb": (256, "most megabytes of images kept waiting for their faces (when "
+                          "full, the images a face node is likely working on are kept)",
                           lambda v: None if v > 0 else "must be > 0"),
         "max_faces": (MAX_FACES, "a FaceArray with more faces is refused (counted in "
                       "/diagnostics); 0 = no limit",
@@ -49,7 +51,8 @@ class PairedNode(PerceptionNode):
                                                                             got["faces"]),
                                 window=self.param("pair_window"),
                                 max_pending=self.param("pair_cache_size"),
-                                max_bytes=self.param("pair_cache_mb") * 1_000_000)
+                                max_bytes=self.param("pair_cache_mb") * 1_000_000,
+                                follows={"faces": "image"})  # face nodes take the newest
         self.refused_faces = 0
 
     def configure(self) -> None:

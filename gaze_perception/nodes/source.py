@@ -107,7 +107,8 @@ class SourceNode(PerceptionNode):
 
     def close_inputs(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        # from the thread itself when it ends the node (`stop_with_error`): nothing to wait for
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(2.0)
         super().close_inputs()
 
