@@ -15,6 +15,7 @@ from ..core.head_pose import fill_head_pose
 from ..core.tracking import Tracker, TrackerConfig
 from ..core.types import CameraIntrinsics, FrameResult
 from ..graph import FACE_DETECTOR_PARAMS
+from . import hri
 from .common import OUTPUT_QOS, PerceptionNode, mapping_ok, spin
 from .params import BackgroundReload, Range
 from .convert import faces_to_msg, landmarks_to_msg
@@ -52,9 +53,10 @@ class FaceDetectorNode(PerceptionNode):
                              Range(0.0, 1.0)),
         "tracking_max_distance": (TrackerConfig.max_distance, "centre distance that matches, in "
                                   "box sizes", Range(0.0, 100.0, above=True)),
+        "rep155": hri.REP155_PARAM,
     }
     READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "weights_dir", "backend_params",
-                                            "landmarks", "landmarks_params")
+                                            "landmarks", "landmarks_params", "rep155")
     DETECTOR_PARAMS = FACE_DETECTOR_PARAMS
     CASCADE_PARAMS = ("min_face_size", "thresholds")  # only the mtcnn backend has these
 
@@ -79,11 +81,15 @@ class FaceDetectorNode(PerceptionNode):
             self.pub_landmarks = self.create_output(FaceLandmarksArray, "faces/landmarks",
                                                     OUTPUT_QOS)
         self.create_debug_output("faces/debug_image")
+        self.hri = hri.FaceHri(self) if hri.wanted(self) else None  # REP-155 topics, face TF
         self.get_logger().info(f"face detector ready: backend={self.param('backend')}, "
                                f"device={self.detector.device}")
 
     def release(self) -> None:
         self.detector = self.tracker = self.landmarker = None
+        if getattr(self, "hri", None) is not None:
+            self.hri.close()
+            self.hri = None
         super().release()
 
     def _build_detector(self):
@@ -128,6 +134,8 @@ class FaceDetectorNode(PerceptionNode):
         if self.tracker:
             self.tracker.update(faces)
         self.pub.publish(faces_to_msg(faces, msg.header, w, h))
+        if self.hri is not None:
+            self.hri.publish(faces, rgb, msg.header, k)
         if meshes is not None:
             self.pub_landmarks.publish(landmarks_to_msg(meshes, gazes, faces, msg.header, w, h))
         if self.debug_wanted():

@@ -5,7 +5,8 @@ from gaze_msgs.msg import GazeTargetArray
 
 from ..core.draw import annotate
 from ..core.types import FrameResult
-from .common import OUTPUT_QOS, spin
+from . import hri
+from .common import DEBUG_QOS, OUTPUT_QOS, spin
 from .convert import gaze_to_msg
 from .paired import PairedNode
 
@@ -16,8 +17,9 @@ class GazeTargetNode(PairedNode):
         "backend": ("head_pose", "gaze-target backend: head_pose (geometric) or gazelle", None),
         "publish_heatmaps": (False, "fill GazeTarget.heatmap (backends that make heatmaps: "
                              "gazelle)", None),
+        "rep155": hri.REP155_PARAM,
     }
-    READ_ONLY = PairedNode.READ_ONLY + ("publish_heatmaps",)
+    READ_ONLY = PairedNode.READ_ONLY + ("publish_heatmaps", "rep155")
 
     def __init__(self, **kwargs):
         super().__init__("gaze_target", **kwargs)
@@ -26,18 +28,35 @@ class GazeTargetNode(PairedNode):
         super().configure()
         self.pub = self.create_output(GazeTargetArray, "gaze_targets", OUTPUT_QOS)
         self.create_debug_output("gaze_targets/debug_image")
+        self.hri = hri.GazeHri(self) if hri.wanted(self) else None  # gaze TF, who looks at whom
+        self.markers = hri.GazeMarkers(self, DEBUG_QOS)  # RViz, made while subscribed
         precision = getattr(self.backend, "precision", None)
         self.get_logger().info(f"gaze-target node ready: backend={self.param('backend')}"
                                + (f", precision={precision}" if precision else ""))
+
+    def release(self) -> None:
+        if getattr(self, "hri", None) is not None:
+            self.hri.close()
+            self.hri = None
+        super().release()
+
+    def diagnostic_values(self):
+        markers = getattr(self, "markers", None)
+        return {**super().diagnostic_values(),
+                "markers_published": str(markers.published if markers else 0)}
 
     def implied_params(self) -> dict:
         return {"heatmaps": True} if self.param("publish_heatmaps") else {}
 
     def process_pair(self, rgb, faces, image_msg) -> None:
-        targets = self.backend.estimate([rgb], [faces], [self.intrinsics_for(rgb)])[0] \
-            if faces else []
+        k = self.intrinsics_for(rgb)
+        targets = self.backend.estimate([rgb], [faces], [k])[0] if faces else []
         self.pub.publish(gaze_to_msg(targets, faces, image_msg.header,
                                      with_heatmaps=self.param("publish_heatmaps")))
+        if self.hri is not None:
+            self.hri.publish(faces, targets, image_msg.header, k)
+        if self.markers.wanted():
+            self.markers.publish(faces, targets, image_msg.header, k)
         if self.debug_wanted():
             h, w = rgb.shape[:2]
             self.publish_debug(annotate(rgb, FrameResult(w, h, faces, gaze=targets)),
