@@ -12,6 +12,7 @@ from ..analytics.regions import Regions
 from .common import OUTPUT_QOS, PerceptionNode, spin
 from .convert import msg_to_eyes, msg_to_faces, msg_to_gaze
 from .inputs import MAX_FACES, StampJoin, message_problem
+from .params import Range
 
 #: frames with faces in a row without any track id after which tracking is taken to be off
 UNTRACKED_FRAMES = 30
@@ -25,28 +26,27 @@ def _regions_ok(text):
     return None
 
 
-def _positive(v):
-    return None if v > 0 else "must be > 0"
-
-
 class AttentionNode(PerceptionNode):
     MODEL_NODE = False  # `threads: 0` = one thread
     PARAMS = {
         "regions": ("{}", "regions of interest as JSON {name: [[x, y], ...]}, image pixels",
                     _regions_ok),
-        "window": (60.0, "sliding window of the summary, seconds", _positive),
-        "rate": (1.0, "summaries published per second", _positive),
+        "window": (60.0, "sliding window of the summary, seconds",
+                   Range(0.0, 86400.0, above=True)),
+        "rate": (1.0, "summaries published per second", Range(0.0, 1000.0, above=True)),
         "min_inout": (0.5, "a gaze target with a lower in/out probability is out_of_frame",
-                      lambda v: None if 0.0 <= v <= 1.0 else "must lie in [0, 1]"),
-        "max_frame_gap": (1.0, "most seconds one frame counts for", _positive),
+                      Range(0.0, 1.0)),
+        "max_frame_gap": (1.0, "most seconds one frame counts for",
+                          Range(0.0, 3600.0, above=True)),
         "with_eye_states": (True, "wait for the eye_states of each frame", None),
         "with_gaze_targets": (True, "wait for the gaze_targets of each frame", None),
-        "join_cache_size": (300, "frames kept while waiting for all their inputs", _positive),
+        "join_cache_size": (300, "frames kept while waiting for all their inputs",
+                            Range(1, 1000000)),
         "join_window": (10.0, "longest wait (s) of a frame for all its inputs; the window in use "
                         "is sized from the measured latency of the slowest input up to this",
-                        _positive),
+                        Range(0.0, 3600.0, above=True)),
         "max_faces": (MAX_FACES, "a frame with more faces is refused (counted in /diagnostics); "
-                      "0 = no limit", lambda v: None if v >= 0 else "must be >= 0"),
+                      "0 = no limit", Range(0, 1000000)),
     }
     READ_ONLY = PerceptionNode.READ_ONLY + tuple(PARAMS)
 

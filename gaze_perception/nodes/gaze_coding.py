@@ -14,6 +14,7 @@ from gaze_msgs.msg import GazeCoding
 from ..core.gaze_coding import SMOOTHING, FrameCode, Smoother, read_illegal_transitions
 from .common import OUTPUT_QOS, spin
 from .paired import PairedNode
+from .params import Range
 
 
 def coding_to_msg(code: FrameCode, header) -> GazeCoding:
@@ -30,7 +31,7 @@ class GazeCodingNode(PairedNode):
                     "`weights` go in backend_params", None),
         "smoothing": ("mean", f"temporal smoothing: {' | '.join(SMOOTHING)}",
                       lambda v: None if v in SMOOTHING else f"must be one of {SMOOTHING}"),
-        "window": (5, "smoothing window in frames", lambda v: None if v >= 1 else "must be >= 1"),
+        "window": (5, "smoothing window in frames", Range(1, 10000)),
         "centered": (False, "centre the window on each frame: no lag in the codes, but each "
                      "coding is published window/2 frames later", None),
         "illegal_transitions": ("", "iCatcher+ illegal-transitions CSV ('' = none)",

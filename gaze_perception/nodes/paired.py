@@ -17,6 +17,7 @@ from ..core.types import CameraIntrinsics
 from .common import OUTPUT_QOS, PerceptionNode, mapping_ok
 from .convert import msg_to_faces
 from .inputs import MAX_FACES, StampJoin, faces_problem
+from .params import Range
 
 
 class PairedNode(PerceptionNode):
@@ -29,15 +30,14 @@ class PairedNode(PerceptionNode):
                            "{\"threshold\": 0.5}", mapping_ok),
         "pair_window": (10.0, "longest wait (s) of an image or face array for its partner; the "
                         "window in use is sized from the measured face latency up to this",
-                        lambda v: None if v > 0 else "must be > 0"),
+                        Range(0.0, 3600.0, above=True)),
         "pair_cache_size": (300, "most images (and most face arrays) kept waiting for their "
-                            "partner", lambda v: None if v > 0 else "must be > 0"),
+                            "partner", Range(1, 1000000)),
         "pair_cache_mb": (256, "most megabytes of images kept waiting for their faces (when "
                           "full, the images a face node is likely working on are kept)",
-                          lambda v: None if v > 0 else "must be > 0"),
+                          Range(1, 1000000)),
         "max_faces": (MAX_FACES, "a FaceArray with more faces is refused (counted in "
-                      "/diagnostics); 0 = no limit",
-                      lambda v: None if v >= 0 else "must be >= 0"),
+                      "/diagnostics); 0 = no limit", Range(0, 1000000)),
     }
     WORK_QUEUE = 8  # pairs waiting for the model: a burst of face results is answered
     READ_ONLY = PerceptionNode.READ_ONLY + ("backend", "backend_params", "pair_window",

@@ -21,6 +21,7 @@ from ..core.calibration import load_calibration
 from ..core.sources import VIDEO_EXTS, FrameSource, SourceError
 from .common import PerceptionNode, spin
 from .convert import rgb_to_image
+from .params import Range
 
 #: publish rate of images and folders when `rate` is 0
 STILL_RATE = 10.0
@@ -63,14 +64,14 @@ class SourceNode(PerceptionNode):
                    lambda v: None if v else "must not be empty"),
         "rate": (0.0, f"frames per second; 0 = a video's own rate, as fast as a camera "
                  f"delivers, {STILL_RATE:g} for images",
-                 lambda v: None if v >= 0 else "must be >= 0"),
+                 Range(0.0, 10000.0)),
         "loop": (False, "start a file or folder again at its end", None),
         "frame_id": ("camera", "header.frame_id of the images", None),
         "camera_info": ("", "calibration YAML (ROS camera_calibration or OpenCV); empty = none",
                         None),
         "wait_for_subscribers": (0, "start once this many nodes subscribe to `image` (so no "
                                  "frame of a file is lost while models load); 0 = at once",
-                                 lambda v: None if v >= 0 else "must be >= 0"),
+                                 Range(0, 1000)),
     }
     READ_ONLY = PerceptionNode.READ_ONLY + tuple(PARAMS)
 
