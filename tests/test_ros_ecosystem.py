@@ -157,7 +157,8 @@ def test_rep155_tracked_ids_roi_and_tf_frames_agree_with_the_faces(graph, astron
         pytest.importorskip(module, reason=f"{module} is not installed (`make test` builds it "
                             "from ../shared/ros_interfaces; a ROS install has ros-<distro>-"
                             f"{module.replace('_', '-')})")
-    from hri_msgs.msg import Gaze, IdsList, NormalizedRegionOfInterest2D
+    from hri_msgs.msg import FacialLandmarks, Gaze, IdsList, NormalizedRegionOfInterest2D
+    from sensor_msgs.msg import Image
     from tf2_msgs.msg import TFMessage
 
     graph.listen(IdsList, "/humans/faces/tracked", 10)
@@ -176,6 +177,8 @@ def test_rep155_tracked_ids_roi_and_tf_frames_agree_with_the_faces(graph, astron
     assert fid == f"f{face.track_id:05d}"
     roi_topic = f"/humans/faces/{fid}/roi"
     graph.listen(NormalizedRegionOfInterest2D, roi_topic, 1)
+    graph.listen(FacialLandmarks, f"/humans/faces/{fid}/landmarks", 1)
+    graph.listen(Image, f"/humans/faces/{fid}/cropped", 1)
     _wait(lambda: graph.client.node.count_publishers(roi_topic) == 1, 10, "the roi publisher")
     time.sleep(0.3)
     key, got = _frame(graph, astronaut, 30, ("/raw/faces", "/raw/gaze_targets"))
@@ -192,6 +195,17 @@ def test_rep155_tracked_ids_roi_and_tf_frames_agree_with_the_faces(graph, astron
     x1, y1, x2, y2 = face.xyxy
     assert np.allclose([roi.xmin, roi.ymin, roi.xmax, roi.ymax],
                        [x1 / 512, y1 / 512, x2 / 512, y2 / 512], atol=1e-5)
+    _wait(lambda: stamped(graph.messages(f"/humans/faces/{fid}/landmarks")), 10, "landmarks")
+    points = stamped(graph.messages(f"/humans/faces/{fid}/landmarks"))[0].landmarks
+    assert len(points) == 70 and sum(p.c > 0 for p in points) == 5
+    # image-left eye = the person's right pupil, image-right mouth corner = MOUTH_OUTER_LEFT
+    for ours, code in ((0, FacialLandmarks.RIGHT_PUPIL), (1, FacialLandmarks.LEFT_PUPIL),
+                       (2, FacialLandmarks.NOSE), (4, FacialLandmarks.MOUTH_OUTER_LEFT)):
+        assert np.allclose([points[code].x * 512, points[code].y * 512], face.landmarks[ours],
+                           atol=1e-3)
+    _wait(lambda: stamped(graph.messages(f"/humans/faces/{fid}/cropped")), 10, "cropped")
+    crop = stamped(graph.messages(f"/humans/faces/{fid}/cropped"))[0]
+    assert (crop.width, crop.height, crop.encoding) == (128, 128, "rgb8")
 
     def transform(child):
         for m in graph.messages("/tf"):
