@@ -12,7 +12,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -138,10 +137,9 @@ class MTCNNDetector(FaceDetector):
 
     def _detect_batch(self, imgs: Tensor) -> List[List[Face]]:
         """The cascade on (N,3,H,W) float images of one size."""
-        area = AreaSampler(imgs)  # one summed-area table for the pyramid and every crop
-        boxes, inds = self.propose(imgs, area)
-        boxes, inds = self.refine(imgs, boxes, inds, area)
-        boxes, points, inds = self._output(imgs, boxes, inds, area)
+        boxes, inds = self.propose(imgs)
+        boxes, inds = self.refine(imgs, boxes, inds)
+        boxes, points, inds = self._output(imgs, boxes, inds)
         boxes, points, inds = boxes.cpu(), points.cpu(), inds.cpu()
         out = []
         for b in range(imgs.shape[0]):
@@ -153,17 +151,14 @@ class MTCNNDetector(FaceDetector):
             out.append(faces[:self.max_faces] if self.max_faces else faces)
         return out
 
-    def propose(self, imgs: Tensor, area: Optional["AreaSampler"] = None
-                ) -> Tuple[Tensor, Tensor]:
+    def propose(self, imgs: Tensor) -> Tuple[Tensor, Tensor]:
         """P-Net over the pyramid: squared candidate boxes (K,5: x1,y1,x2,y2,score) + image ids.
-        Public, like `refine`: R-/O-Net training mines its examples with these very stages.
-        `area`: the images' AreaSampler, when the caller has one."""
-        area = area or AreaSampler(imgs)
+        Public, like `refine`: R-/O-Net training mines its examples with these very stages."""
         h, w = imgs.shape[2:]
         boxes = [torch.zeros(0, 9, device=imgs.device)]
         inds = [torch.zeros(0, dtype=torch.long, device=imgs.device)]
         for scale in _pyramid(h, w, self.min_face_size, self.factor):
-            level = area.resize(int(h * scale + 1), int(w * scale + 1))
+            level = F.interpolate(imgs, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
             reg, prob = self.pnet(_normalise(level))
             b, i = _cell_boxes(reg, prob[:, 1], scale, self.thresholds[0])
             keep = batched_nms(b[:, :4], b[:, 4], i, 0.5)
@@ -177,10 +172,9 @@ class MTCNNDetector(FaceDetector):
         boxes = torch.cat([boxes[:, :4] + boxes[:, 5:9] * size, boxes[:, 4:5]], dim=1)
         return _rerec(boxes), inds
 
-    def refine(self, imgs: Tensor, boxes: Tensor, inds: Tensor,
-               area: Optional["AreaSampler"] = None) -> Tuple[Tensor, Tensor]:
+    def refine(self, imgs: Tensor, boxes: Tensor, inds: Tensor) -> Tuple[Tensor, Tensor]:
         """R-Net on 24x24 crops: rescored, NMS'd, regressed, squared boxes."""
-        crops, valid = (area or AreaSampler(imgs)).crops(boxes, inds, 24)
+        crops, valid = _crops(imgs, boxes, inds, 24)
         boxes, inds = boxes[valid], inds[valid]
         reg, prob = _run_chunked(self.rnet, crops)
         ok = prob[:, 1] > self.thresholds[1]
@@ -189,10 +183,10 @@ class MTCNNDetector(FaceDetector):
         keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
         return _rerec(_bbreg(boxes[keep], reg[keep])), inds[keep]
 
-    def _output(self, imgs: Tensor, boxes: Tensor, inds: Tensor,
-                area: Optional["AreaSampler"] = None) -> Tuple[Tensor, Tensor, Tensor]:
+    def _output(self, imgs: Tensor, boxes: Tensor, inds: Tensor
+                ) -> Tuple[Tensor, Tensor, Tensor]:
         """O-Net on 48x48 crops: final boxes, landmarks (K,5,2) and image ids (before NMS)."""
-        crops, valid = (area or AreaSampler(imgs)).crops(boxes, inds, 48)
+        crops, valid = _crops(imgs, boxes, inds, 48)
         boxes, inds = boxes[valid], inds[valid]
         reg, pts, prob = _run_chunked(self.onet, crops)
         ok = prob[:, 1] > self.thresholds[2]
@@ -258,70 +252,24 @@ def _rerec(boxes: Tensor) -> Tensor:
     return torch.cat([x1y1, x1y1 + side, boxes[:, 4:]], dim=1)
 
 
-class AreaSampler:
-    """Area resampling (torch's `F.interpolate(mode="area")`, i.e. adaptive average pooling)
-    of whole images and of many crops at once, from one summed-area table per image
-    (`cv2.integral`, a few ms even at 1080p).
-
-    Bit for bit what the reference computes (a pyramid level per call, then one call per
-    crop): the images hold integers (uint8 values), so every window sum is an exact integer
-    either way, and the mean is taken as sum / window height / window width in float32, the
-    order torch divides in; the results are channels-last, as the reference's are (the
-    convolutions round differently in the other layout). No Python per crop."""
-
-    def __init__(self, imgs: Tensor) -> None:
-        n, _, self.h, self.w = imgs.shape
-        depth = cv2.CV_32S if self.h * self.w * 255 < 2 ** 31 else cv2.CV_64F  # exact sums
-        frames = imgs.permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
-        if len(frames) == 1:
-            table = cv2.integral(frames[0], sdepth=depth)[None]
-        else:
-            table = np.stack([cv2.integral(f, sdepth=depth) for f in frames])
-        self.table = torch.from_numpy(table).to(imgs.device)  # (N, H+1, W+1, 3)
-
-    def resize(self, out_h: int, out_w: int) -> Tensor:
-        """The whole images at out_h x out_w, (N,3,out_h,out_w) float32."""
-        dev = self.table.device
-        (y0, y1), (x0, x1) = _windows(self.h, out_h, dev), _windows(self.w, out_w, dev)
-        rows = self.table.index_select(1, y1) - self.table.index_select(1, y0)
-        sums = (rows.index_select(2, x1) - rows.index_select(2, x0)).float().permute(0, 3, 1, 2)
-        return sums / (y1 - y0).float()[:, None] / (x1 - x0).float()
-
-    def crops(self, boxes: Tensor, inds: Tensor, size: int) -> Tuple[Tensor, Tensor]:
-        """Normalised size x size crops of the boxes (1-based inclusive pixel boxes, clipped to
-        the image) and the mask of boxes that had a non-empty crop."""
-        dev = self.table.device
-        corners = boxes[:, :4].trunc().long().to(dev)
-        x = corners[:, 0].clamp(min=1) - 1  # 0-based first column and row
-        y = corners[:, 1].clamp(min=1) - 1
-        ex, ey = corners[:, 2].clamp(max=self.w), corners[:, 3].clamp(max=self.h)  # past the end
-        valid = (ey > y) & (ex > x)
-        b, x, y, cw, ch = inds.to(dev)[valid], x[valid], y[valid], (ex - x)[valid], (ey - y)[valid]
-        i = torch.arange(size, device=dev)
-        y0 = y[:, None] + i * ch[:, None] // size  # (K, size) window edges, as torch's pooling
-        y1 = y[:, None] + ((i + 1) * ch[:, None] + size - 1) // size
-        x0 = x[:, None] + i * cw[:, None] // size
-        x1 = x[:, None] + ((i + 1) * cw[:, None] + size - 1) // size
-        # flat offsets into the (N, H+1, W+1, 3) table: one index_select per corner
-        n_cols, flat = self.w + 1, self.table.view(-1)
-        base = b[:, None] * (self.h + 1)
-        rows0, rows1 = (base + y0)[:, :, None] * n_cols, (base + y1)[:, :, None] * n_cols
-        cols0, cols1 = x0[:, None, :], x1[:, None, :]
-        rgb = torch.arange(3, device=dev)
-
-        def at(rows, cols):  # (K, size, size, 3)
-            return flat.index_select(0, (((rows + cols) * 3)[..., None] + rgb).view(-1))
-
-        sums = (at(rows1, cols1) - at(rows0, cols1) - at(rows1, cols0) + at(rows0, cols0))
-        sums = sums.view(len(x), size, size, 3).float().permute(0, 3, 1, 2)  # (K, 3, size, size)
-        crops = sums / (y1 - y0).float()[:, None, :, None] / (x1 - x0).float()[:, None, None, :]
-        return _normalise(crops), valid.to(boxes.device)
-
-
-def _windows(n_in: int, n_out: int, device) -> Tuple[Tensor, Tensor]:
-    """Start and end (exclusive) of each adaptive-pooling window along one axis."""
-    i = torch.arange(n_out, device=device)
-    return i * n_in // n_out, ((i + 1) * n_in + n_out - 1) // n_out
+def _crops(imgs: Tensor, boxes: Tensor, inds: Tensor, size: int) -> Tuple[Tensor, Tensor]:
+    """Normalised size x size crops of the boxes (1-based inclusive pixel boxes, clipped to
+    the image) and the mask of boxes that had a non-empty crop."""
+    h, w = imgs.shape[2:]
+    corners = boxes[:, :4].trunc().long().cpu()
+    x = corners[:, 0].clamp(min=1).tolist()
+    y = corners[:, 1].clamp(min=1).tolist()
+    ex = corners[:, 2].clamp(max=w).tolist()
+    ey = corners[:, 3].clamp(max=h).tolist()
+    crops, valid = [], []
+    for k, b in enumerate(inds.tolist()):
+        ok = ey[k] > y[k] - 1 and ex[k] > x[k] - 1
+        valid.append(ok)
+        if ok:
+            patch = imgs[b:b + 1, :, y[k] - 1:ey[k], x[k] - 1:ex[k]]
+            crops.append(F.interpolate(patch, size=(size, size), mode="area"))
+    crops = torch.cat(crops) if crops else imgs.new_zeros(0, 3, size, size)
+    return _normalise(crops), torch.tensor(valid, dtype=torch.bool, device=boxes.device)
 
 
 def _run_chunked(net: Callable, crops: Tensor) -> Tuple[Tensor, ...]:
