@@ -135,8 +135,11 @@ def main() -> int:
                 memory.append([rss_mb(p.proc.pid) for p in procs])
                 print(f"{(time.monotonic() - start) / 60:6.1f} "
                       + " ".join(f"{m:14.0f}" for m in memory[-1]), flush=True)
-            if not all(p.alive() for p in procs):
-                print("soak: a node exited early", flush=True)
+            dead = [p for p in procs if not p.alive()]
+            if dead:
+                for p in dead:
+                    print(f"soak: {p.label} exited early with code {p.proc.returncode}; its "
+                          "last lines:\n  " + "\n  ".join(p.lines[-15:]), flush=True)
                 break
         fed = time.monotonic() - start
         time.sleep(args.grace)
@@ -176,7 +179,8 @@ def main() -> int:
             if st.name not in newest or newest[st.name][0] < stamp:
                 newest[st.name] = (stamp, {kv.key: kv.value for kv in st.values})
     keys = ("received", "processed", "dropped", "rejected", "unpaired_dropped", "faces_refused",
-            "pair_window_s", "pair_expired_image", "pair_late_faces", "pair_duplicates_image",
+            "pair_window_s", "pair_pending_mb", "pair_expired_image", "pair_evicted_image",
+            "pair_late_faces", "pair_duplicates_image",
             "unjoined_dropped", "untracked_faces")
     print("\nlast /diagnostics of each node:")
     for name, (_, values) in sorted(newest.items()):

@@ -18,8 +18,9 @@ RECENT_KEYS = 4096
 WINDOW_FACTOR, MARGIN_S, MIN_SAMPLES = 2.0, 0.5, 5
 #: consumers refuse FaceArrays with more faces than this by default (parameter `max_faces`)
 MAX_FACES = 100
-#: waiting frames marked as the likely next answer of a `follows` partner (see StampJoin)
-FOLLOW_NEWEST = 4
+#: waiting frames marked as the likely next answer of a `follows` partner (see StampJoin):
+#: at least this many, and those that came within `follow_window` (at most FOLLOW_SPAN_MAX s)
+FOLLOW_NEWEST, FOLLOW_SPAN_MAX = 4, 3.0
 
 
 def stamp_key(header) -> tuple:
@@ -59,10 +60,12 @@ class StampJoin:
 
     `follows` = {"faces": "image"} is for a partner computed from the newest message of another
     kind (a face node that, once free, takes the newest image): when a `faces` message
-    arrives, the FOLLOW_NEWEST newest waiting frames that have an `image` but no `faces` are
+    arrives, the waiting frames with an `image` but no `faces` that came within
+    `follow_window` (learnt from where the answered images lay; at most half the cache) are
     kept when the cache is full (the unmarked oldest go first) until the next `faces` message,
     since one of them is what the face node works on now. So late faces still find their
-    image while the cache stays small.
+    image while the cache stays small, as long as the face node's images lag ours by less
+    than half the cache.
 
     A second message of one kind with the same header (two images with one stamp) makes the
     frame ambiguous: everything of that header, now and for a while after, is dropped and
@@ -82,6 +85,8 @@ class StampJoin:
         self.auto_window, self.size_of, self.clock = auto_window, size_of, clock
         self.follows = dict(follows or {})
         self._marked: list = []  # the entries marked by the newest `follows` message
+        self._last_follow: Optional[float] = None  # when the newest `follows` message came
+        self._leads: deque = deque(maxlen=20)
         # key -> [first arrival, {kind: msg}, bytes, kept when the cache is full]
         self.pending: "OrderedDict[tuple, list]" = OrderedDict()
         self.bytes = 0
@@ -104,13 +109,13 @@ class StampJoin:
         key, now = stamp_key(msg.header), self.clock()
         with self._lock:
             complete = self._add(kind, msg, key, now)
+            if kind in self.follows:  # whatever became of it, its sender moved on
+                self._mark_recent(kind, self.follows[kind], now)
         if complete is not None:
             self.on_complete(complete)
 
     def _add(self, kind: str, msg, key: tuple, now: float) -> Optional[dict]:
         self._expire(now)
-        if kind in self.follows:  # whatever becomes of this message, its sender moved on
-            self._mark_newest(kind, self.follows[kind])
         entry = self.pending.get(key)
         if key in self._ambiguous or (entry is not None and kind in entry[1]) or \
                 key in self._done:
@@ -132,24 +137,44 @@ class StampJoin:
             self.joined += 1
             self._waits.append(now - entry[0])
             self._done.remember(key, now)
+            if kind in self.follows and self._last_follow is not None:
+                # it came this long before the partner's previous answer (when it was taken)
+                self._leads.append(max(0.0, self._last_follow - entry[0]))
             return entry[1]
         while len(self.pending) > self.max_pending or \
                 (self.bytes > self.max_bytes and len(self.pending) > 1):
             self._evict(now)
         return None
 
-    def _mark_newest(self, kind: str, source: str) -> None:
-        """The partner answered: what it worked on before is done with (unmark), what it
-        works on now is among the newest `source` messages (mark)."""
+    def follow_window(self) -> tuple:
+        """(from, to) seconds before an answer of a `follows` partner in which the frame it
+        takes next arrived here, from where recent answered frames lay (1 s .. 0 until
+        measured)."""
+        if not self._leads:
+            return 1.0, 0.0
+        return (min(FOLLOW_SPAN_MAX, 1.25 * max(self._leads) + 0.1),
+                max(0.0, 0.75 * min(self._leads) - 0.1))
+
+    def _mark_recent(self, kind: str, source: str, now: float) -> None:
+        """The partner answered: what it worked on before is done with (unmark); what it
+        works on now arrived here within `follow_window` (at least the FOLLOW_NEWEST newest
+        there, at most half the cache, so newer frames keep their room)."""
         for entry in self._marked:
             entry[3] = False
-        self._marked = []
+        self._marked, size = [], 0
+        back, front = self.follow_window()
         for entry in reversed(self.pending.values()):
-            if len(self._marked) == FOLLOW_NEWEST:
+            age = now - entry[0]
+            if age > back and len(self._marked) >= FOLLOW_NEWEST:
                 break
-            if source in entry[1] and kind not in entry[1]:
-                entry[3] = True
-                self._marked.append(entry)
+            if age < front or source not in entry[1] or kind in entry[1]:
+                continue
+            if len(self._marked) >= self.max_pending // 2 or size + entry[2] > self.max_bytes / 2:
+                break
+            entry[3] = True
+            size += entry[2]
+            self._marked.append(entry)
+        self._last_follow = now
 
     def _evict(self, now: float) -> None:
         """Drop the oldest waiting frame not marked by `follows`, else the oldest."""

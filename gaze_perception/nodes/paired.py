@@ -33,7 +33,7 @@ class PairedNode(PerceptionNode):
                         Range(0.0, 3600.0, above=True)),
         "pair_cache_size": (300, "most images (and most face arrays) kept waiting for their "
                             "partner", Range(1, 1000000)),
-        "pair_cache_mb": (256, "most megabytes of images kept waiting for their faces (when "
+        "pair_cache_mb": (512, "most megabytes of images kept waiting for their faces (when "
                           "full, the images a face node is likely working on are kept)",
                           Range(1, 1000000)),
         "max_faces": (MAX_FACES, "a FaceArray with more faces is refused (counted in "
