@@ -39,5 +39,9 @@ def generate_launch_description(default_config: str = "default"):
         DeclareLaunchArgument("autostart", default_value="true",
                               description="false: nodes wait unconfigured for a lifecycle "
                                           "manager (e.g. nav2's lifecycle_manager)"),
+        # launch's default grace of 5 s after SIGINT is short for model nodes on a loaded
+        # machine (seen: 4-6 s on two busy cores); a SIGTERM in their teardown is unclean
+        DeclareLaunchArgument("sigterm_timeout", default_value="15",
+                              description="seconds after SIGINT before launch sends SIGTERM"),
         OpaqueFunction(function=_nodes),
     ])
