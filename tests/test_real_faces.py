@@ -204,7 +204,8 @@ def test_astronaut_looks_at_the_camera_and_the_two_people_look_at_each_other(
     clip = shared_dir / "data" / "vat_demo_two_people"
     frames = sorted((clip / "frames").glob("*.jpg"))
     boxes = {p: [list(map(float, line.split(",")[1:5]))
-                 for line in (clip / f"{p}.txt").read_text().split()] for p in ("person1", "person2")}
+                 for line in (clip / f"{p}.txt").read_text().split()]
+             for p in ("person1", "person2")}
     scores = []
     det = registry.create("face_detector", "mtcnn", device="cpu")
     for i in range(0, len(frames), 20):

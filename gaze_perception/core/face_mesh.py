@@ -249,8 +249,8 @@ def eye_gaze(mesh: FaceMesh, k: CameraIntrinsics,
              head_rotation: Optional[np.ndarray] = None) -> EyeGaze:
     """Gaze of one face from its iris centres: each eye's direction is the ray from the eyeball
     centre (placed by the mesh fit) through the iris centre on a sphere around it, seen along
-    the face's viewing ray; the two eyes are averaged, weighted by how much of each is seen. `head_rotation` (head to camera) gives
-    the eye-in-head angles; by default the mesh's own."""
+    the face's viewing ray; the two eyes are averaged, weighted by how much of each is seen.
+    `head_rotation` (head to camera) gives the eye-in-head angles; by default the mesh's own."""
     out = EyeGaze(face_index=mesh.face_index, track_id=mesh.track_id)
     if mesh.iris is None or not np.all(np.isfinite(mesh.iris)) or \
             not np.all(np.isfinite(mesh.points)):

@@ -44,8 +44,12 @@ def split(files: Iterable[str], part: str) -> List[str]:
         return files
     if part not in ("fit", "test"):
         raise ValueError(f"split must be fit, test or all, got {part!r}")
-    even = lambda f: int("".join(ch for ch in Path(f).stem if ch.isdigit()) or 0) % 2 == 0  # noqa: E731
-    return [f for f in files if even(f) == (part == "fit")]
+    return [f for f in files if _number(f) % 2 == (0 if part == "fit" else 1)]
+
+
+def _number(file: str) -> int:
+    """The image number in a name like imageNNNNN.jpg (0 without digits)."""
+    return int("".join(ch for ch in Path(file).stem if ch.isdigit()) or 0)
 
 
 @dataclass
