@@ -60,6 +60,9 @@ class OrtModule:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
         opts.inter_op_num_threads = 1
+        # no busy-waiting between calls: on a machine shared with other model processes the
+        # spinning threads take the cores the others need (as OpenMP's do)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         self.providers = [p for p in PREFERRED_PROVIDERS if p in available]
         if not isinstance(model, bytes) and not Path(model).is_file():
