@@ -5,7 +5,6 @@ import json
 import sys
 from pathlib import Path
 
-
 from .args import EXIT_OK, EXIT_PARTIAL, input_file, output_dir, output_file, positive_int
 
 

@@ -88,7 +88,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
                    "gazelle_dinov2_<variant> for GazeFollow, ..._inout for VAT)")
     p.add_argument("--frame-stride", type=int, default=1,
                    help="VAT: every N-th frame (default 1, the official final evaluation)")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    p.add_argument("--precision", choices=("fp32", "auto", "bf16", "fp16"), default="fp32",
+                   help="fp32 (default, the published protocol); auto: fp16 on CUDA, bf16 on "
+                   "CPUs with AMX / AVX512_BF16, else fp32")
     p.add_argument("--batch", type=int, default=8, help="images per model call (default 8)")
     p.add_argument("--json", type=Path, help="write the figures here")
 
