@@ -60,6 +60,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--sizes", default="640x480,1920x1080", help="frame sizes, WxH,...")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -69,7 +70,7 @@ def main() -> None:
           f"{args.repeats} calls (wall / CPU)")
     print(f"{'frame':>10s} {'GFLOP':>6s} {'floor ms':>9s} {'cascade ms':>15s} {'x floor':>8s} "
           f"{'nets ms':>13s} {'x floor':>8s} {'+border ms':>11s} {'ORT ms':>7s}")
-    for size in ((640, 480), (1920, 1080)):
+    for size in (tuple(int(v) for v in wh.split("x")) for wh in args.sizes.split(",")):
         frame = cv2.resize(grid, size, interpolation=cv2.INTER_AREA)
         det = MTCNNDetector(device="cpu", border_context=False)
         with torch.inference_mode():

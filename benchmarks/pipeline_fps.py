@@ -48,6 +48,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="0 = every core")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--faces", default="1,5,30")
+    p.add_argument("--sizes", default="640x480,1920x1080", help="frame sizes, WxH,...")
     args = p.parse_args()
     threads = apply_threads(args.threads)
     config = load_pipeline_config(args.config)
@@ -56,7 +57,7 @@ def main() -> None:
     print(f"pipeline '{args.config}' ({', '.join(stages)}) on the CPU, {threads} threads; "
           f"median of {args.repeats} frames")
     print(f"{'frame':>10s} {'faces':>5s} {'found':>5s} {'ms/frame':>9s} {'frames/s':>9s}")
-    for width, height in ((640, 480), (1920, 1080)):
+    for width, height in (tuple(int(v) for v in wh.split("x")) for wh in args.sizes.split(",")):
         for n in (int(x) for x in args.faces.split(",")):
             frame = frame_with_faces(width, height, n)
             found = len(pipeline([frame])[0].faces)

@@ -18,10 +18,10 @@ CASES = {
                      "--warmup", "0", "--repeats", "1"], "fp32"),
     "face_detector": (["tools/bench_face_detector.py", "--iterations", "2", "--runs", "1",
                        "--warmup", "0"], "frames"),
-    "mtcnn_floor": (["benchmarks/mtcnn_floor.py", "--repeats", "1", "--threads", "1"],
-                    "x floor"),
+    "mtcnn_floor": (["benchmarks/mtcnn_floor.py", "--repeats", "1", "--threads", "1",
+                     "--sizes", "320x240"], "x floor"),
     "pipeline_fps": (["benchmarks/pipeline_fps.py", "--repeats", "1", "--faces", "1",
-                      "--threads", "1"], "frames/s"),
+                      "--threads", "1", "--sizes", "320x240"], "frames/s"),
 }
 
 
