@@ -23,9 +23,9 @@ def add_args(p) -> None:
     p.add_argument("--out", default="demo_out", help="folder for annotated images and the report")
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N]")
     p.add_argument("--frames", type=int, default=20, help="frames to publish")
-    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per model "
-                   "node; 0 (default) = auto: OMP_NUM_THREADS if set, else the cores divided "
-                   "among the stage nodes")
+    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per stage "
+                   "node; 0 (default) = auto: OMP_NUM_THREADS if set, else the face detector "
+                   "and whole-frame gaze models share the cores, light stages take one")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the graph")
 
 

@@ -18,9 +18,9 @@ def add_args(p) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--image-reliability", default="", choices=["", "best_effort", "reliable"],
                    help="image subscriptions (reliable for bag replay; default: best_effort)")
-    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per model "
-                   "node; 0 (default) = auto: OMP_NUM_THREADS if set, else the cores divided "
-                   "among the stage nodes")
+    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per stage "
+                   "node; 0 (default) = auto: OMP_NUM_THREADS if set, else the face detector "
+                   "and whole-frame gaze models share the cores, light stages take one")
     src = p.add_argument_group("source node (overrides the config's `source:`)")
     src.add_argument("--source", help="camera index, video file, image folder, image or URL")
     src.add_argument("--rate", type=float, help="frames per second (default: the source's own)")
