@@ -139,7 +139,7 @@ def main() -> int:
             if dead:
                 for p in dead:
                     print(f"soak: {p.label} exited early with code {p.proc.returncode}; its "
-                          "last lines:\n  " + "\n  ".join(p.lines[-15:]), flush=True)
+                          "last lines:\n  " + "\n  ".join(p.lines[-40:]), flush=True)
                 break
         fed = time.monotonic() - start
         time.sleep(args.grace)

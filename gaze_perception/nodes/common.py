@@ -383,6 +383,10 @@ def spin(node_cls, args=None) -> None:
             rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         started = True
+    except Exception:  # noqa: BLE001
+        if rclpy.ok(context=node.context):
+            raise
+        started = True  # SIGTERM shut the context down under the executor's wait: a stop
     finally:
         node.destroy_node()
         if rclpy.ok():
