@@ -29,10 +29,10 @@ from .onnx_runtime import export as onnx_export
 
 #: crops per R-Net / O-Net call; bounds memory when a batch yields many proposals
 _CHUNK = 512
-#: R-/O-Net batches are padded to a multiple of this many crops: a new batch size makes
-#: oneDNN build (and cache) new kernels, and a camera stream brings a new size nearly every
-#: frame, so the detector's memory grew by tens of MB a minute at 1080p; with buckets there
-#: are at most _CHUNK / _BUCKET sizes, and the padded rows cost less than a new kernel
+#: R-/O-Net batches are padded to a power of two up to this many crops, then to a multiple of
+#: it (`_bucket`): a new batch size makes oneDNN build (and cache) new kernels, and a camera
+#: stream brings a new size nearly every frame, so the detector's memory grew by tens of MB a
+#: minute at 1080p; with buckets there are at most 7 + _CHUNK / _BUCKET sizes
 _BUCKET = 64
 
 
@@ -131,13 +131,16 @@ class MTCNNDetector(FaceDetector):
                        for fs in results]
         return results
 
-    def _detect_one(self, image: np.ndarray) -> List[Face]:
+    def _detect_one(self, image: np.ndarray, min_size: float = 0.0) -> List[Face]:
+        """One image, faces of at least `min_size` pixels (the context passes know how large
+        the face they look for is: a shorter pyramid)."""
         batch = torch.from_numpy(image).to(self.device)[None].permute(0, 3, 1, 2).float()
-        return self._detect_batch(batch)[0]
+        return self._detect_batch(batch, max(self.min_face_size, min_size))[0]
 
-    def _detect_batch(self, imgs: Tensor) -> List[List[Face]]:
+    def _detect_batch(self, imgs: Tensor, min_face_size: Optional[float] = None
+                      ) -> List[List[Face]]:
         """The cascade on (N,3,H,W) float images of one size."""
-        boxes, inds = self.propose(imgs)
+        boxes, inds = self.propose(imgs, min_face_size)
         boxes, inds = self.refine(imgs, boxes, inds)
         boxes, points, inds = self._output(imgs, boxes, inds)
         boxes, points, inds = boxes.cpu(), points.cpu(), inds.cpu()
@@ -151,13 +154,14 @@ class MTCNNDetector(FaceDetector):
             out.append(faces[:self.max_faces] if self.max_faces else faces)
         return out
 
-    def propose(self, imgs: Tensor) -> Tuple[Tensor, Tensor]:
+    def propose(self, imgs: Tensor, min_face_size: Optional[float] = None
+                ) -> Tuple[Tensor, Tensor]:
         """P-Net over the pyramid: squared candidate boxes (K,5: x1,y1,x2,y2,score) + image ids.
         Public, like `refine`: R-/O-Net training mines its examples with these very stages."""
         h, w = imgs.shape[2:]
         boxes = [torch.zeros(0, 9, device=imgs.device)]
         inds = [torch.zeros(0, dtype=torch.long, device=imgs.device)]
-        for scale in _pyramid(h, w, self.min_face_size, self.factor):
+        for scale in _pyramid(h, w, min_face_size or self.min_face_size, self.factor):
             level = F.interpolate(imgs, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
             reg, prob = self.pnet(_normalise(level))
             b, i = _cell_boxes(reg, prob[:, 1], scale, self.thresholds[0])
@@ -272,15 +276,24 @@ def _crops(imgs: Tensor, boxes: Tensor, inds: Tensor, size: int) -> Tuple[Tensor
     return _normalise(crops), torch.tensor(valid, dtype=torch.bool, device=boxes.device)
 
 
+def _bucket(n: int) -> int:
+    """The padded batch size of n crops: the next power of two up to _BUCKET, then the next
+    multiple of _BUCKET; so there are few sizes (memory stays flat) and a frame with one
+    candidate does not pay for 64 (padding every batch to 64 made O-Net 3x slower per frame)."""
+    if n <= _BUCKET:
+        return 1 << (max(n, 1) - 1).bit_length()
+    return -(-n // _BUCKET) * _BUCKET
+
+
 def _run_chunked(net: Callable, crops: Tensor) -> Tuple[Tensor, ...]:
-    """`net` over crops in chunks of at most _CHUNK, each padded to a multiple of _BUCKET
-    crops (rows are independent: the padding changes no result); an empty batch still runs
+    """`net` over crops in chunks of at most _CHUNK, each padded to `_bucket` crops (rows are
+    independent: the padding changes no result); an empty batch still runs
     once so outputs keep their shapes."""
     outs = []
     for i in range(0, max(crops.shape[0], 1), _CHUNK):
         chunk = crops[i:i + _CHUNK]
         n = chunk.shape[0]
-        padded = max(_BUCKET, -(-n // _BUCKET) * _BUCKET)
+        padded = _bucket(n)
         if padded != n:
             chunk = torch.cat([chunk, chunk.new_zeros((padded - n, *chunk.shape[1:]))])
         outs.append([out[:n] for out in net(chunk)])

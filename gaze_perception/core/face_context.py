@@ -6,6 +6,8 @@ the eye spacing too high (on the brows); with a grey border of a quarter of the 
 them, 0.04 (the eye-state crops then show eyes again). So a face whose box comes within
 `margin` of the border is detected again on a canvas: its box grown by `pad` on every side,
 the part outside the frame grey, scaled so that the canvas is at most `max_side` pixels. The
+detector is called as `detect(canvas, min_size)`: only faces of about the expected size are
+searched for (a shorter pyramid). The
 canvas detection that overlaps the first one best (IoU >= `min_iou`) replaces it, mapped back
 to frame pixels; faces away from the border are left exactly as they were.
 """
@@ -29,7 +31,7 @@ def touches_border(face: Face, width: int, height: int, margin: float = 0.02) ->
     return x0 < m or y0 < m or x1 > width - m or y1 > height - m
 
 
-def refine_border_faces(detect: Callable[[np.ndarray], List[Face]], image: np.ndarray,
+def refine_border_faces(detect: Callable[[np.ndarray, float], List[Face]], image: np.ndarray,
                         faces: Sequence[Face], pad: float = 0.5, margin: float = 0.02,
                         max_side: int = 400, min_iou: float = 0.3) -> List[Face]:
     """`faces` with each border face replaced by its detection on a padded canvas."""
@@ -52,7 +54,10 @@ def refine_border_faces(detect: Callable[[np.ndarray], List[Face]], image: np.nd
                                          max(1, round(canvas.shape[0] * scale))),
                                 interpolation=cv2.INTER_AREA)
         sx, sy = (x1 - x0) / canvas.shape[1], (y1 - y0) / canvas.shape[0]
-        back = [_mapped(c, sx, sy, x0, y0) for c in detect(np.ascontiguousarray(canvas))]
+        # the face fills about 1 / (1 + 2 pad) of the canvas: look for faces of half that
+        least = 0.5 * min(canvas.shape[:2]) / (1.0 + 2.0 * pad)
+        back = [_mapped(c, sx, sy, x0, y0)
+                for c in detect(np.ascontiguousarray(canvas), least)]
         best = max(back, key=lambda c: iou(c.xyxy, face.xyxy), default=None)
         out.append(best if best is not None and iou(best.xyxy, face.xyxy) >= min_iou else face)
     return out
@@ -64,7 +69,7 @@ def _mapped(face: Face, sx: float, sy: float, x0: float, y0: float) -> Face:
                    landmarks=[(px * sx + x0, py * sy + y0) for px, py in face.landmarks])
 
 
-def add_large_faces(detect: Callable[[np.ndarray], List[Face]], image: np.ndarray,
+def add_large_faces(detect: Callable[[np.ndarray, float], List[Face]], image: np.ndarray,
                     faces: Sequence[Face], pad: float = 0.25, max_side: int = 320,
                     min_fraction: float = 0.35, min_iou: float = 0.3) -> List[Face]:
     """`faces` plus the faces a small padded copy of the frame shows that fill much of it
@@ -83,7 +88,8 @@ def add_large_faces(detect: Callable[[np.ndarray], List[Face]], image: np.ndarra
                             interpolation=cv2.INTER_AREA)
     sx, sy = (w + 2 * p) / canvas.shape[1], (h + 2 * p) / canvas.shape[0]
     out = list(faces)
-    for c in detect(np.ascontiguousarray(canvas)):
+    least = 0.8 * min_fraction * min(w, h) / max(sx, sy)   # canvas pixels, with some slack
+    for c in detect(np.ascontiguousarray(canvas), least):
         big = _mapped(c, sx, sy, -p, -p)
         if max(big.width, big.height) < min_fraction * min(w, h):
             continue
