@@ -181,6 +181,44 @@ def node_env(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return env
 
 
+def remove_stale_shm(directory: str = "/dev/shm") -> int:
+    """Remove the Fast DDS shared-memory files of processes that died without cleaning up (a
+    SIGKILL, a crash): each segment `fastdds_X` comes with a lock file `fastdds_X_el` that its
+    users hold (flock) while alive; where an exclusive lock can be taken nobody uses it, and the
+    segment, its lock file and its semaphore go (what `fastdds shm clean` does). Hundreds of
+    such files made later participants lose large best-effort images (tests that drive `ros2
+    lifecycle` stopped getting faces). Returns how many segments were removed."""
+    import fcntl
+
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        if not (name.startswith("fastdds_") and name.endswith("_el")):
+            continue
+        lock_path = os.path.join(directory, name)
+        try:
+            fd = os.open(lock_path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue                       # in use
+        segment = name[:-len("_el")]
+        for stale in (segment, f"sem.{segment}_mutex", name):
+            try:
+                os.unlink(os.path.join(directory, stale))
+            except OSError:
+                pass
+        os.close(fd)
+        removed += 1
+    return removed
+
+
 #: ROS domain ids safe on Linux (ports below the ephemeral range); 0 is everyone's default
 FREE_DOMAIN_IDS = tuple(range(1, 102)) + tuple(range(215, 233))
 #: one lock file per domain id: a run holds the lock of each domain it uses

@@ -34,6 +34,13 @@ def _release_ros_domains():
     release_domain_ids()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_stale_shared_memory():
+    """Fast DDS segments left by killed processes (earlier runs, SIGKILL tests) go first."""
+    from gaze_perception.graph import remove_stale_shm
+    remove_stale_shm()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     random.seed(0)

@@ -17,8 +17,7 @@ Faces without a track id (tracking off) have no REP-155 id and are left out.
 from __future__ import annotations
 
 import math
-import threading
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import cv2
 import numpy as np
@@ -66,20 +65,17 @@ def _transform(header, child: str, pos: np.ndarray, rot: np.ndarray) -> Transfor
 class FaceHri:
     """The face node's REP-155 publishers; per-face topics appear with a track and go with it.
 
-    `publish` runs on the node's work thread, and a publisher destroyed off the executor's
-    thread races the executor's wait set (rclpy raised InvalidHandle "destruction was
-    requested" in a 5-minute soak; ros2/rclpy#1284): the per-face publishers are made without
-    event handlers (nothing of theirs enters the wait set) and ended tracks' publishers are
-    destroyed by a timer, on the executor's thread."""
+    `publish` runs on the node's work thread, and a publisher's QoS event handlers are
+    waitables of the executor: destroying such a publisher off the executor's thread races the
+    executor's wait set (rclpy raised InvalidHandle "destruction was requested" in a 5-minute
+    soak; ros2/rclpy#1284). So the per-face publishers, which come and go with tracks, are made
+    without event handlers: nothing of theirs is in the wait set."""
 
     def __init__(self, node):
         self.node = node
         self.tracked_pub = node.create_publisher(IdsList, f"{FACES_NS}/tracked", 1)
         self.tf_pub = node.create_publisher(TFMessage, "/tf", 100)
         self.per_face: Dict[str, tuple] = {}  # id -> (roi, landmarks, cropped) publishers
-        self._retired: List = []               # publishers of ended tracks, to destroy
-        self._lock = threading.Lock()
-        self._reaper = node.create_timer(1.0, self._reap)
 
     def _publishers(self, fid: str) -> tuple:
         if fid not in self.per_face:
@@ -91,12 +87,6 @@ class FaceHri:
                 n.create_publisher(FacialLandmarks, f"{base}/landmarks", PER_FACE_QOS, **quiet),
                 n.create_publisher(Image, f"{base}/cropped", PER_FACE_QOS, **quiet))
         return self.per_face[fid]
-
-    def _reap(self) -> None:
-        with self._lock:
-            retired, self._retired = self._retired, []
-        for pub in retired:
-            self.node.destroy_publisher(pub)
 
     def publish(self, faces: Sequence[Face], rgb: np.ndarray, header,
                 k: CameraIntrinsics) -> None:
@@ -121,18 +111,17 @@ class FaceHri:
         if transforms:
             self.tf_pub.publish(TFMessage(transforms=transforms))
         for gone in set(self.per_face) - set(ids):  # the track ended: its topics go
-            with self._lock:
-                self._retired.extend(self.per_face.pop(gone))
+            for pub in self.per_face.pop(gone):
+                self.node.destroy_publisher(pub)
 
     def close(self, header=None) -> None:
         """Say no face is tracked any more, then remove every publisher."""
         if header is not None:
             self.tracked_pub.publish(IdsList(header=header, ids=[]))
-        self.node.destroy_timer(self._reaper)
-        with self._lock:
-            self._retired.extend(p for pubs in self.per_face.values() for p in pubs)
+        for pubs in self.per_face.values():
+            for pub in pubs:
+                self.node.destroy_publisher(pub)
         self.per_face.clear()
-        self._reap()
         for pub in (self.tracked_pub, self.tf_pub):
             self.node.destroy_publisher(pub)
 
