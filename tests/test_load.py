@@ -198,6 +198,9 @@ def _frame(stamp_ns, track_ids):
 def test_tracking_warning_only_when_no_face_is_tracked(attention_graph):
     client, (faces_only, _) = attention_graph
     warning = "faces without track_id are not counted"
+    end = time.monotonic() + 30  # the node's subscription matched: nothing sent into the void
+    while client.input_pubs["faces"].get_subscription_count() < 1 and time.monotonic() < end:
+        time.sleep(0.1)
     for i in range(60):  # tracking on: a confirmed track and a tentative one (id 0)
         client.send("faces", _frame(50_000_000_000 + i * 1_000_000, [1, 0]))
         time.sleep(0.02)
