@@ -23,6 +23,8 @@ from ..core.types import Face
 from ..models.face_crop import to_input
 from ..models.gaze_coding import load_coding_model
 from .base import Backend
+from .onnx_runtime import OrtModule, check_runtime, onnx_models
+from .onnx_runtime import export as onnx_export
 
 
 class GazeCoder(Backend):
@@ -39,11 +41,16 @@ class GazeCoder(Backend):
 
 class InfantGazeCoder(GazeCoder):
     """`select`: which face is the infant (`core.gaze_coding.SELECTIONS`); `weights`: a
-    gaze-coding checkpoint file or manifest name."""
+    gaze-coding checkpoint file or manifest name. `runtime` torch (default) or onnxruntime: the
+    classifier exported to ONNX from the loaded weights and run by ONNX Runtime
+    (`backends/onnx_runtime.py`), crops and codes unchanged; `onnx_dir` takes the file of
+    `gaze-perception export gaze-coding` (exported from the same weights) instead."""
 
     def __init__(self, *, weights: Union[str, Path, None] = None,
                  weights_dir: Optional[Path] = None, device: str = "auto",
-                 select: str = "icatcher", batch_size: int = 32) -> None:
+                 select: str = "icatcher", batch_size: int = 32, runtime: str = "torch",
+                 onnx_dir: Optional[Path] = None) -> None:
+        self.runtime = check_runtime(runtime)
         if not weights:
             raise ValueError("the icatcher backend needs `weights`: a checkpoint written by "
                              "`gaze-perception train gaze-coding` (none ship with the package)")
@@ -53,10 +60,21 @@ class InfantGazeCoder(GazeCoder):
         self.device = resolve_device(device)
         self.weights, self.batch_size = str(weights), int(batch_size)
         self.model, self.meta = load_coding_model(weights, weights_dir, self.device)
+        if runtime == "onnxruntime":
+            (model,) = onnx_models(["gaze_coding"], onnx_dir, lambda: [self.export_onnx()])
+            self.model = OrtModule(model, single=True)
+
+    def export_onnx(self, folder: Optional[Path] = None) -> bytes:
+        """The classifier as an ONNX model (dynamic batch of crops), written to
+        folder/gaze_coding.onnx when `folder` is given."""
+        size = self.meta.input_size
+        return onnx_export(self.model, [torch.zeros(1, 3, size, size, device=self.device)],
+                           ["logits"], {"input": {0: "n"}, "logits": {0: "n"}},
+                           None if folder is None else Path(folder) / "gaze_coding.onnx")
 
     def describe(self) -> str:
         return (f"InfantGazeCoder(weights={self.weights}, arch={self.meta.arch}, "
-                f"select={self.select}, device={self.device})")
+                f"select={self.select}, device={self.device}, runtime={self.runtime})")
 
     def code(self, images, faces):
         if len(images) != len(faces):

@@ -15,12 +15,15 @@ import torch
 
 from ..core.device import resolve_device
 from ..core.face_crops import crop_square
-from ..core.gaze_direction import GazeDirection, angles_to_vector, eye_boxes, face_grid
+from ..core.gaze_direction import (GRID, GazeDirection, angles_to_vector, eye_boxes,
+                                   face_grid)
 from ..core.image import check_rgb
 from ..core.types import Face
 from ..models.face_crop import to_input
 from ..models.gaze_direction import load_direction_model
 from .base import Backend
+from .onnx_runtime import OrtModule, check_runtime, onnx_models
+from .onnx_runtime import export as onnx_export
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,20 @@ class GazeDirectionEstimator(Backend):
 
 
 class _CropModel(GazeDirectionEstimator):
-    """Loads a `kind` checkpoint and runs its model over the crops of a batch of frames."""
+    """Loads a `kind` checkpoint and runs its model over the crops of a batch of frames.
+
+    `runtime` torch (default) or onnxruntime: the network exported to ONNX from the loaded
+    weights and run by ONNX Runtime (`backends/onnx_runtime.py`), crops and decoding
+    unchanged; `onnx_dir` takes the file of `gaze-perception export <kind>` (exported from the
+    same weights) instead."""
 
     kind = ""
 
     def __init__(self, *, weights: Union[str, Path, None] = None,
                  weights_dir: Optional[Path] = None, device: str = "auto",
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, runtime: str = "torch",
+                 onnx_dir: Optional[Path] = None) -> None:
+        self.runtime = check_runtime(runtime)
         if not weights:
             raise ValueError(f"the {self.kind} backend needs `weights`: a checkpoint written by "
                              "`gaze-perception train gaze-direction` (none ship with the package)")
@@ -54,9 +64,22 @@ class _CropModel(GazeDirectionEstimator):
         self.device = resolve_device(device)
         self.weights, self.batch_size = str(weights), int(batch_size)
         self.model, self.meta = load_direction_model(weights, self.kind, weights_dir, self.device)
+        if runtime == "onnxruntime":
+            (model,) = onnx_models([self.kind], onnx_dir, lambda: [self.export_onnx()])
+            self.model = OrtModule(model, single=len(self._outputs) == 1)
+
+    def export_onnx(self, folder: Optional[Path] = None) -> bytes:
+        """The network as an ONNX model (dynamic batch), written to folder/<kind>.onnx when
+        `folder` is given."""
+        example = [x.to(self.device) for x in self._examples()]
+        names = [f"input{i}" if i else "input" for i in range(len(example))]
+        dynamic = {k: {0: "n"} for k in [*names, *self._outputs]}
+        return onnx_export(self.model, example, self._outputs, dynamic,
+                           None if folder is None else Path(folder) / f"{self.kind}.onnx", names)
 
     def describe(self) -> str:
-        return f"{type(self).__name__}(weights={self.weights}, device={self.device})"
+        return (f"{type(self).__name__}(weights={self.weights}, device={self.device}, "
+                f"runtime={self.runtime})")
 
     def estimate(self, images, faces):
         if len(images) != len(faces):
@@ -79,6 +102,14 @@ class _CropModel(GazeDirectionEstimator):
         return [[self._result(j, face, outputs.get((i, j))) for j, face in enumerate(face_list)]
                 for i, face_list in enumerate(faces)]
 
+    #: the network's outputs, as named in its ONNX export
+    _outputs: List[str] = []
+
+    @abstractmethod
+    def _examples(self) -> List[torch.Tensor]:
+        """One face's input to each of the network's inputs (batch of one, the dtypes `_run`
+        gives)."""
+
     @abstractmethod
     def _inputs(self, image: np.ndarray, face: Face) -> tuple:
         """The model inputs of one face as numpy arrays; ValueError when there are none."""
@@ -97,6 +128,10 @@ class L2CSGazeDirection(_CropModel):
     of every face, from a square crop around its box (`crop_scale` of the checkpoint)."""
 
     kind = "l2cs"
+    _outputs = ["yaw", "pitch"]
+
+    def _examples(self):
+        return [torch.zeros(1, 3, self.meta.input_size, self.meta.input_size)]
 
     def _inputs(self, image, face):
         box = (face.x, face.y, face.width, face.height)
@@ -126,6 +161,14 @@ class ITrackerScreenPoint(_CropModel):
     """
 
     kind = "itracker"
+    _outputs = ["point"]
+
+    def _examples(self):
+        m = self.meta
+        return [torch.zeros(1, 3, m.face_size, m.face_size),
+                torch.zeros(1, 3, m.eye_size, m.eye_size),
+                torch.zeros(1, 3, m.eye_size, m.eye_size),
+                torch.zeros(1, GRID, GRID, dtype=torch.uint8)]  # face_grid's raster
 
     def _inputs(self, image, face):
         box = (face.x, face.y, face.width, face.height)

@@ -16,8 +16,10 @@ from ..core import weights
 from ..core.device import resolve_device
 from ..core.precision import resolve_precision
 from ..core.types import CameraIntrinsics, Face, GazeTarget
-from ..models.gazelle import VARIANTS, create_gazelle, preprocess
+from ..models.gazelle import IN_SIZE, VARIANTS, create_gazelle, image_of_heads, preprocess
 from .base import GazeTargetEstimator
+from .onnx_runtime import OrtModule, check_runtime, onnx_models
+from .onnx_runtime import export as onnx_export
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -35,6 +37,12 @@ class GazeLLEBackend(GazeTargetEstimator):
     default: the published metrics use the raw argmax).
     A target whose in/out probability is below `inout_threshold` keeps its point (for display)
     but gets score 0: the model says the person looks outside the frame.
+    `runtime` torch (default) or onnxruntime: the backbone and the decoder exported to ONNX
+    from the loaded weights (`export_onnx`) and run by ONNX Runtime (`backends/onnx_runtime.py`),
+    preprocessing and points unchanged; the exported graphs are fp32 (precision auto or fp32)
+    and the decoder runs its first block per head (no sharing: shapes cannot depend on the
+    boxes). `onnx_dir` takes the files of `gaze-perception export gazelle` (exported from the
+    same weights) instead.
     """
 
     gives = frozenset({"gaze", "heatmaps"})
@@ -42,13 +50,19 @@ class GazeLLEBackend(GazeTargetEstimator):
     def __init__(self, variant: str = "vitb14", backbone_weights: Optional[str] = None,
                  decoder_weights: Optional[str] = None, weights_dir: Optional[Path] = None,
                  device: str = "auto", precision: str = "auto", heatmaps: bool = False,
-                 subpixel: bool = False, inout_threshold: float = 0.5) -> None:
+                 subpixel: bool = False, inout_threshold: float = 0.5, runtime: str = "torch",
+                 onnx_dir: Optional[Path] = None) -> None:
+        self.runtime = check_runtime(runtime)
+        if runtime == "onnxruntime" and precision not in ("auto", "fp32"):
+            raise ValueError(f"precision={precision} is for runtime=torch; runtime=onnxruntime "
+                             "runs the exported fp32 graphs (use precision auto or fp32)")
         if variant not in VARIANTS:
             raise ValueError(f"unknown Gaze-LLE variant '{variant}'; use vitb14 or vitl14")
         if not 0.0 <= inout_threshold <= 1.0:
             raise ValueError(f"inout_threshold must lie in [0, 1], got {inout_threshold}")
         self.device = resolve_device(device)
-        precision = resolve_precision(precision, self.device.type)
+        precision = ("fp32" if runtime == "onnxruntime" else
+                     resolve_precision(precision, self.device.type))
         self.variant, self.precision = variant, precision
         self.heatmaps, self.subpixel = bool(heatmaps), bool(subpixel)
         self.inout_threshold = float(inout_threshold)
@@ -57,6 +71,11 @@ class GazeLLEBackend(GazeTargetEstimator):
         decoder = weights.locate(decoder_weights or f"gazelle_dinov2_{variant}_inout",
                                  weights_dir, "Gaze-LLE decoder weights")
         self.model = create_gazelle(variant, backbone, decoder).to(self.device)
+        if runtime == "onnxruntime":
+            back, dec = onnx_models(["gazelle_backbone", "gazelle_decoder"], onnx_dir,
+                                    self.export_onnx)
+            self.model.backbone = _OrtBackbone(back)
+            self.model.decoder = _OrtDecoder(dec, self.model.decoder)
         if precision != "fp32":
             # The frozen backbone's matmul weights are stored in the low precision: autocast
             # would otherwise cast its ~86 M (ViT-B) weights again on every frame. Norms, the
@@ -66,9 +85,32 @@ class GazeLLEBackend(GazeTargetEstimator):
                 if isinstance(module, (nn.Linear, nn.Conv2d)):
                     module.to(PRECISIONS[precision])
 
+    def export_onnx(self, folder: Optional[Path] = None) -> List[bytes]:
+        """The DINOv2 backbone (images (B, 3, 448, 448) -> patch features (B, C, 32, 32)) and
+        the decoder (features, head maps (P, 32, 32), each head's image index (P,) ->
+        heatmaps (P, 64, 64)[, in/out (P,)]) as ONNX models with dynamic B and P, written to
+        folder/gazelle_backbone.onnx and gazelle_decoder.onnx when `folder` is given."""
+        dec = self.model.decoder
+        images = torch.zeros(2, 3, IN_SIZE, IN_SIZE, device=self.device)
+        features = self.model.backbone.forward_patch_features(images[:1]).float().expand(
+            2, -1, -1, -1)
+        maps = torch.zeros(3, dec.grid, dec.grid, device=self.device)
+        maps[:, 4:9, 6:10] = 1.0
+        image = torch.tensor([0, 0, 1], device=self.device)
+        outputs = ["heatmaps", "inout"] if dec.inout else ["heatmaps"]
+        files = ([None, None] if folder is None else
+                 [Path(folder) / "gazelle_backbone.onnx", Path(folder) / "gazelle_decoder.onnx"])
+        return [onnx_export(_PatchFeatures(self.model.backbone), [images], ["features"],
+                            {"input": {0: "b"}, "features": {0: "b"}}, files[0]),
+                onnx_export(_HeadsGraph(dec), [features, maps, image], outputs,
+                            {"features": {0: "b"}, "maps": {0: "p"}, "image": {0: "p"},
+                             **{k: {0: "p"} for k in outputs}},
+                            files[1], ["features", "maps", "image"])]
+
     def describe(self) -> str:
         return (f"GazeLLEBackend(variant={self.variant}, device={self.device}, "
-                f"precision={self.precision}, inout={self.model.decoder.inout})")
+                f"runtime={self.runtime}, precision={self.precision}, "
+                f"inout={self.model.decoder.inout})")
 
     @torch.inference_mode()
     def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
@@ -104,6 +146,54 @@ class GazeLLEBackend(GazeTargetEstimator):
         return GazeTarget(face_index=index, track_id=face.track_id, inout=inout, score=score,
                           point=(col / heat.shape[1] * width, row / heat.shape[0] * height),
                           heatmap=heat.copy() if self.heatmaps else None)
+
+
+class _PatchFeatures(nn.Module):
+    """The backbone's `forward_patch_features` as a module's forward (what is exported)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_patch_features(images)
+
+
+class _HeadsGraph(nn.Module):
+    """The decoder on each head's image index (`forward_heads`, what is exported)."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, features, maps, image):
+        heat, inout = self.decoder.forward_heads(features, maps, image)
+        return heat if inout is None else (heat, inout)
+
+
+class _OrtBackbone(nn.Module):
+    """The exported backbone in the model's place (ONNX Runtime)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.session = OrtModule(model, single=True)
+
+    def forward_patch_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.session(images)
+
+
+class _OrtDecoder(nn.Module):
+    """The exported decoder in the model's place (ONNX Runtime): called like the decoder."""
+
+    def __init__(self, model, decoder: nn.Module) -> None:
+        super().__init__()
+        self.session = OrtModule(model)
+        self.grid, self.inout = decoder.grid, decoder.inout
+
+    def forward(self, features, maps, people_per_image):
+        counts = torch.as_tensor(list(people_per_image), dtype=torch.long)
+        out = self.session(features, maps, image_of_heads(counts))
+        return out[0], (out[1] if self.inout else None)
 
 
 def _normalised_box(face: Face, width: int, height: int) -> Tuple[float, float, float, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Dict, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -34,14 +34,15 @@ def check_runtime(runtime: str) -> str:
 
 
 def export(module: nn.Module, example: Sequence[Tensor], outputs: Sequence[str],
-           dynamic: Dict[str, Dict[int, str]], path: Union[str, Path, None] = None) -> bytes:
-    """`module` as an ONNX model (opset 17; input `input`, `outputs` named), written to `path`
-    when given; returns the model's bytes."""
+           dynamic: Dict[str, Dict[int, str]], path: Union[str, Path, None] = None,
+           inputs: Sequence[str] = ("input",)) -> bytes:
+    """`module` as an ONNX model (opset 17; `inputs` and `outputs` named, one input `input`
+    by default), written to `path` when given; returns the model's bytes."""
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation and trace notes
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), tuple(example), buf, dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=list(outputs),
+                          input_names=list(inputs), output_names=list(outputs),
                           dynamic_axes=dynamic)
     data = buf.getvalue()
     if path is not None:
@@ -52,9 +53,11 @@ def export(module: nn.Module, example: Sequence[Tensor], outputs: Sequence[str],
 
 class OrtModule:
     """An ONNX model run by onnxruntime, called like the torch module it was exported from:
-    a float32 tensor in, a tuple of tensors (on the input's device) out."""
+    tensors in (one per model input, in order; floating ones as float32, integer ones kept), a
+    tuple of tensors (on the first input's device) out; with `single`, the one output itself
+    (for modules that return a tensor)."""
 
-    def __init__(self, model: Union[bytes, str, Path]) -> None:
+    def __init__(self, model: Union[bytes, str, Path], single: bool = False) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -70,9 +73,26 @@ class OrtModule:
                                     "writes them)")
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(source, opts, providers=self.providers)
-        self.input = self.session.get_inputs()[0].name
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.input = self.inputs[0]
+        self.single = bool(single)
 
-    def __call__(self, x: Tensor) -> Tuple[Tensor, ...]:
-        feed = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        return tuple(torch.from_numpy(o).to(x.device) for o in self.session.run(None,
-                                                                                {self.input: feed}))
+    def __call__(self, *xs: Tensor) -> Union[Tensor, Tuple[Tensor, ...]]:
+        if len(xs) != len(self.inputs):
+            raise TypeError(f"the ONNX model takes {len(self.inputs)} inputs "
+                            f"({', '.join(self.inputs)}), got {len(xs)}")
+        feed = {name: np.ascontiguousarray(
+            x.detach().to("cpu", torch.float32 if x.is_floating_point() else x.dtype).numpy())
+            for name, x in zip(self.inputs, xs)}
+        out = tuple(torch.from_numpy(o).to(xs[0].device) for o in self.session.run(None, feed))
+        return out[0] if self.single else out
+
+
+def onnx_models(names: Sequence[str], onnx_dir: Union[str, Path, None],
+                export_now: Callable[[], Sequence[bytes]]) -> List[Union[bytes, Path]]:
+    """The ONNX models of a backend with `runtime: onnxruntime`: `onnx_dir`/{name}.onnx when a
+    folder is given (the files of `gaze-perception export`), else `export_now()`, the models
+    exported from the weights just loaded."""
+    if onnx_dir:
+        return [Path(onnx_dir) / f"{name}.onnx" for name in names]
+    return list(export_now())

@@ -21,6 +21,8 @@ from ..models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, che
                                    decide)
 from ..models.eye_state import load_eye_model, to_tensor
 from .base import EyeStateEstimator
+from .onnx_runtime import OrtModule, check_runtime, onnx_models
+from .onnx_runtime import export as onnx_export
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,20 @@ class TimmEyeState(EyeStateEstimator):
     smaller face is too small to see its eyes and both are `unknown` (NaN), never `closed`
     (the 24x24 model reads a blurred open eye as closed: on real faces downscaled so, open eyes
     started reading `closed` below about 16 px, see the README).
+
+    `runtime` torch (default) or onnxruntime: the classifier exported to ONNX from the loaded
+    weights and run by ONNX Runtime (`backends/onnx_runtime.py`), crops and decisions
+    unchanged; `onnx_dir` takes the file of `gaze-perception export eye-state` (exported from
+    the same weights) instead.
     """
 
     def __init__(self, *, weights: Union[str, Path] = "eye_state_default",
                  weights_dir: Optional[Path] = None, device: str = "auto",
                  threshold: float = DEFAULT_THRESHOLD,
                  unknown_below: float = DEFAULT_UNKNOWN_BELOW,
-                 min_eye_distance: float = MIN_EYE_DISTANCE) -> None:
+                 min_eye_distance: float = MIN_EYE_DISTANCE, runtime: str = "torch",
+                 onnx_dir: Optional[Path] = None) -> None:
+        self.runtime = check_runtime(runtime)
         check_thresholds(threshold, unknown_below)
         if not 0.0 <= min_eye_distance < 1e6:
             raise ValueError(f"min_eye_distance must be >= 0 pixels, got {min_eye_distance}")
@@ -56,10 +65,22 @@ class TimmEyeState(EyeStateEstimator):
         self.device = resolve_device(device)
         self.weights = str(weights)
         self.model, self.meta = load_eye_model(weights, weights_dir, self.device)
+        if runtime == "onnxruntime":
+            (model,) = onnx_models(["eye_state"], onnx_dir, lambda: [self.export_onnx()])
+            self.model = OrtModule(model, single=True)
+
+    def export_onnx(self, folder: Optional[Path] = None) -> bytes:
+        """The classifier as an ONNX model (dynamic batch of crops), written to
+        folder/eye_state.onnx when `folder` is given."""
+        m = self.meta
+        example = torch.zeros(1, m.in_chans, m.input_size, m.input_size, device=self.device)
+        return onnx_export(self.model, [example], ["logits"],
+                           {"input": {0: "n"}, "logits": {0: "n"}},
+                           None if folder is None else Path(folder) / "eye_state.onnx")
 
     def describe(self) -> str:
         return (f"TimmEyeState(weights={self.weights}, arch={self.meta.arch}, "
-                f"device={self.device}, threshold={self.threshold:g}, "
+                f"device={self.device}, runtime={self.runtime}, threshold={self.threshold:g}, "
                 f"unknown_below={self.unknown_below:g}, "
                 f"min_eye_distance={self.min_eye_distance:g})")
 

@@ -65,7 +65,9 @@ class DinoV2(VisionTransformer):
 
 def hub_position_embedding(pos_embed: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """The hub's `interpolate_pos_encoding`: class entry kept, patch grid resized to (h, w)."""
-    grid = int(round((pos_embed.shape[1] - 1) ** 0.5))
+    # ints, also under ONNX tracing (whose shapes are tensors): the exported backbone's input
+    # size is fixed, so the resized embedding is computed for that one grid
+    grid, h, w = int(round((int(pos_embed.shape[1]) - 1) ** 0.5)), int(h), int(w)
     if (h, w) == (grid, grid):
         return pos_embed
     pos = pos_embed.float()

@@ -120,17 +120,27 @@ class GazeLLEDecoder(nn.Module):
         """features (B, C, g, g), maps (sum(people), g, g) -> heatmaps (sum(people), 64, 64),
         in/out (sum(people),) or None. Image features are projected once and shared by its heads;
         work per head is kept in token layout (no per-head transposes)."""
+        counts = torch.as_tensor(list(people_per_image), dtype=torch.long,
+                                 device=features.device)
+        return self.forward_heads(features, maps, image_of_heads(counts), counts)
+
+    def forward_heads(self, features: torch.Tensor, maps: torch.Tensor, image: torch.Tensor,
+                      counts: Optional[torch.Tensor] = None
+                      ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """`forward` with each head's image index `image` (P,), heads grouped by image. With
+        the `counts` of heads per image the first block is shared among an image's heads
+        (inference); without them (the ONNX graph, whose shapes cannot depend on the boxes)
+        every head runs it in full: the same function within float rounding."""
         x = self.linear(features) + self.pos_embed
-        counts = torch.as_tensor(list(people_per_image), device=x.device)
         base = x.flatten(2).transpose(1, 2)  # (B, g*g, dim): the image's tokens, no prompt yet
         prompt = maps.to(base).flatten(1)  # (P, g*g): 1 under the head box
         if self.inout:  # a leading in/out token, never prompted
-            base = torch.cat([self.inout_token.weight.expand(len(base), 1, -1), base], dim=1)
+            base = torch.cat([self.inout_token.weight.expand(base.shape[0], 1, -1), base], dim=1)
             prompt = F.pad(prompt, (1, 0))
-        tokens = base.repeat_interleave(counts, dim=0).addcmul(  # (P, tokens, dim)
+        tokens = base.index_select(0, image).addcmul(  # (P, tokens, dim)
             prompt[:, :, None], self.head_token.weight[0])
         blocks = list(self.transformer)
-        if self.share_first_block and not self.training and len(tokens):
+        if self.share_first_block and not self.training and counts is not None and len(tokens):
             tokens = self._first_block_shared(blocks.pop(0), base, tokens, prompt, counts)
         for block in blocks:
             tokens = block(tokens)
@@ -250,6 +260,11 @@ def _swapped_attention(q0, k0, v0, qr, kr, vr, idx, valid, scale: float) -> torc
     out_r = (fold(w) @ v0).view(nh, p, r, hd).transpose(0, 1)
     out_r = out_r + (torch.gather(w, -1, cols) * keep) @ (vr - v0r)
     return out.scatter_(2, idx[:, None, :, None].expand(-1, nh, -1, hd), out_r)
+
+
+def image_of_heads(counts: torch.Tensor) -> torch.Tensor:
+    """Each head's image index from the heads per image (heads grouped by image)."""
+    return torch.arange(len(counts), device=counts.device).repeat_interleave(counts)
 
 
 class GazeLLEOutput(NamedTuple):
