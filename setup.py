@@ -33,6 +33,7 @@ setup(
             "source = gaze_perception.nodes.source:main",
             "attention = gaze_perception.nodes.attention:main",
             "gaze_coding = gaze_perception.nodes.gaze_coding:main",
+            "composed = gaze_perception.nodes.composed:main",
         ],
         "gaze_perception.face_detectors": [
             "mtcnn = gaze_perception.backends.mtcnn:MTCNNDetector",

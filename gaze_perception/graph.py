@@ -26,6 +26,7 @@ NODE_MODULES = {
     "gaze_target": "gaze_perception.nodes.gaze_target",
     "attention": "gaze_perception.nodes.attention",
     "gaze_coding": "gaze_perception.nodes.gaze_coding",
+    "composed": "gaze_perception.nodes.composed",  # all of a graph's nodes in one process
 }
 #: parameters of the source and attention nodes whose YAML value may have another type than
 #: the declared one (`rate: 10`, `source: 0`), which ROS refuses
@@ -40,9 +41,11 @@ class NodeSpec:
     namespace: str = ""
     parameters: Dict[str, object] = field(default_factory=dict)
     remappings: Dict[str, str] = field(default_factory=dict)
+    arguments: List[str] = field(default_factory=list)  # before --ros-args (composed: --graph)
 
     def command(self) -> List[str]:
-        cmd = [sys.executable, "-m", NODE_MODULES[self.executable], "--ros-args"]
+        cmd = [sys.executable, "-m", NODE_MODULES[self.executable], *self.arguments,
+               "--ros-args"]
         if self.name:
             cmd += ["-r", f"__node:={self.name}"]
         if self.namespace:  # rcl takes only an absolute namespace here (launch_ros adds the /)
@@ -64,14 +67,49 @@ STAGE_NODES = {"faces": "face_detector", "eyes": "eye_state", "gaze": "gaze_targ
 
 def node_specs(config, image_topic: str = "", namespace: str = "", device: str = "",
                reliability: str = "", source: Optional[Dict[str, object]] = None,
-               threads: int = 0) -> List[NodeSpec]:
+               threads: int = 0, compose: Optional[bool] = None,
+               autostart: bool = True) -> List[NodeSpec]:
     """The ROS graph of a pipeline config: a `source` node when the config or `source` names
     one, one node per configured stage, and the `attention` node when the config has
     `attention:`. Every node gets the config's namespace and remappings; `namespace` and
     `image_topic` override them, `source` overrides parameters of the config's source. The
     face node takes its backend parameters as ROS parameters; the eye and gaze nodes as a JSON
     `backend_params`. Each stage node gets `threads` torch/OpenCV threads (0 = auto:
-    `stage_threads`); source and attention take one."""
+    `stage_threads`); source and attention take one. `autostart=False`: the nodes wait for a
+    lifecycle manager. `compose` (None: the config's `compose:`) gives the same nodes as one
+    process (`composed_spec`)."""
+    specs = _separate_specs(config, image_topic, namespace, device, reliability, source, threads)
+    if not autostart:
+        for s in specs:
+            s.parameters["autostart"] = False
+    if config.graph.compose if compose is None else compose:
+        return [composed_spec(specs, threads)]
+    return specs
+
+
+def composed_spec(specs: List[NodeSpec], threads: int = 0) -> NodeSpec:
+    """`specs` as one process (nodes/composed.py): the face node feeds the eye and gaze nodes
+    without DDS, so the source waits for one image subscriber, and every node shares the
+    process's threads (`threads`, 0 = auto: OMP_NUM_THREADS or every core; torch's thread
+    count is per process)."""
+    from dataclasses import asdict
+
+    from .core.threads import resolve_threads
+
+    n = resolve_threads(threads, 1)
+    has_faces = any(s.executable == "face_detector" for s in specs)
+    inner = []
+    for s in specs:
+        params = {**s.parameters, "threads": n}
+        if s.executable == "source":
+            params["wait_for_subscribers"] = 1 if has_faces else params["wait_for_subscribers"]
+        inner.append(asdict(NodeSpec(s.executable, s.name, s.namespace, params,
+                                     dict(s.remappings))))
+    return NodeSpec("composed", arguments=["--graph", json.dumps(inner)])
+
+
+def _separate_specs(config, image_topic, namespace, device, reliability, source,
+                    threads) -> List[NodeSpec]:
 
     graph = config.graph
     ns = namespace or graph.namespace

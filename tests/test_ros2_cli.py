@@ -163,6 +163,35 @@ def test_ros2_launch_classroom_brings_up_the_graph_and_faces_arrive(astronaut):
         warnings.warn("ros2 launch escalated to SIGTERM: " + "; ".join(slow))
 
 
+def test_ros2_launch_compose_true_runs_the_graph_in_one_process(astronaut):
+    """compose:=true: one process, the same nodes (lifecycle and parameters per node)."""
+    from gaze_perception.nodes.client import GraphClient
+
+    ros2 = Ros2()
+    ros2.launch("gaze_perception", "classroom.launch.py", "image:=/test/image_raw",
+                "device:=cpu", "compose:=true", "threads:=1")
+    client = GraphClient(outputs=["/classroom/faces", "/classroom/gaze_targets",
+                                  "/classroom/eye_states"],
+                         image_topic="/test/image_raw", domain_id=ros2.domain)
+    try:
+        # only the face node subscribes to the image: it feeds the eye and gaze nodes
+        client.wait_for_subscribers(120, count=1, alive=lambda: ros2.launched.poll() is None)
+        got = _first_answer(client, "/classroom/gaze_targets", _small(astronaut), 1, tries=40)
+        assert got is not None, ros2.output
+        key = client.key(got[0].header)
+        assert len(client.wait("/classroom/faces", key, 1.0)[0].faces) == 1
+        assert len(client.wait("/classroom/eye_states", key, 5.0)[0].eyes) == 1
+        assert ros2("lifecycle", "get", "/classroom/eye_state").startswith("active")
+        assert ros2("param", "get", "/classroom/gaze_target", "threads").strip() == \
+            "Integer value is: 1"
+    finally:
+        client.close()
+        code = ros2.stop()
+    assert code == 0, ros2.output
+    ended = re.findall(r"\[(\w+)-\d\]: process (has finished cleanly|has died)", ros2.output)
+    assert [n for n, _ in ended] == ["composed"], ros2.output
+
+
 @pytest.fixture(scope="module")
 def managed_launch():
     """The faces-only graph launched with autostart:=false, driven by `ros2 lifecycle`."""

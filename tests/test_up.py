@@ -113,6 +113,8 @@ CASES = [  # (launch arguments, the same request to `up`)
     ({"config": "classroom", "image": "/cam/image_raw", "namespace": "room2", "device": "cpu"},
      ["classroom", "--image", "/cam/image_raw", "--namespace", "room2", "--device", "cpu"]),
     ({"config": "faces_only"}, ["faces_only"]),
+    ({"config": "classroom", "compose": "true", "threads": "2"},
+     ["classroom", "--compose", "--threads", "2"]),
 ]
 
 
@@ -120,11 +122,15 @@ CASES = [  # (launch arguments, the same request to `up`)
 def test_launch_file_and_up_resolve_the_same_graph(launch_args, up_args):
     context = _real_launch()
     launched = [(n.kwargs["executable"], n.kwargs["namespace"], n.kwargs["parameters"],
-                 dict(n.kwargs["remappings"])) for n in _launch_nodes(context, launch_args)]
-    ups = [(s.executable, s.namespace, [s.parameters], s.remappings)
+                 dict(n.kwargs["remappings"]), n.kwargs["arguments"])
+                for n in _launch_nodes(context, launch_args)]
+    ups = [(s.executable, s.namespace, [s.parameters], s.remappings, s.arguments)
            for s in specs_for(_build_parser().parse_args(["up", *up_args]))]
     assert launched == ups
-    if up_args[0] == "classroom":
+    if "--compose" in up_args:
+        assert [n[0] for n in launched] == ["composed"]
+        assert "--graph" in launched[0][4]
+    elif up_args[0] == "classroom":
         assert [n[0] for n in launched] == ["face_detector", "eye_state", "gaze_target",
                                             "attention"]
         assert all(n[3]["image"] == launch_args.get("image", "/camera/image_raw")

@@ -1,5 +1,6 @@
-"""`gaze-perception demo`: the ROS 2 graph of a pipeline config on the bundled sample, each node
-in its own process, fed and read over DDS, ending with the attention report of the session."""
+"""`gaze-perception demo`: the ROS 2 graph of a pipeline config on the bundled sample, its nodes
+in one process (`--no-compose`: a process each), fed and read over DDS, ending with the
+attention report of the session."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,10 @@ def add_args(p) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per stage "
                    "node; 0 (default) = auto: OMP_NUM_THREADS if set, else the face detector "
                    "and whole-frame gaze models share the cores, light stages take one")
+    p.add_argument("--compose", action=argparse.BooleanOptionalAction, default=True,
+                   help="every node in one process, the face node handing images and faces to "
+                   "the eye and gaze nodes directly (default); --no-compose: a process per "
+                   "node, everything over DDS")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the graph")
 
 
@@ -87,12 +92,15 @@ def _main(args) -> int:
     from . import report
 
     config = load_pipeline_config(args.config)
-    specs = node_specs(config, device=args.device, reliability="reliable", threads=args.threads)
-    ns = specs[0].namespace
-    image_topic = specs[0].remappings.get("image", "image")
+    specs = node_specs(config, device=args.device, reliability="reliable", threads=args.threads,
+                       compose=args.compose)
+    stage_specs = node_specs(config, compose=False)  # the names, topics and namespace
+    ns = stage_specs[0].namespace
+    image_topic = stage_specs[0].remappings.get("image", "image")
     topics = {s: _topic(ns, t) for s, t in STAGE_TOPICS.items() if getattr(config, s) is not None}
     env = isolated_ros_env()
-    print(f"demo: {len(specs)} node(s) ({', '.join(s.executable for s in specs)}) on "
+    print(f"demo: {len(stage_specs)} node(s) ({', '.join(s.executable for s in stage_specs)}) "
+          f"in {'one process' if args.compose else 'a process each'} on "
           f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, image topic {image_topic}", flush=True)
     procs = [NodeProcess(s, env) for s in specs]
     client = GraphClient(outputs=list(topics.values()), image_topic=image_topic,
@@ -102,7 +110,9 @@ def _main(args) -> int:
     jsonl = out / "demo.jsonl"
     failures, latencies = 0, []
     try:
-        client.wait_for_subscribers(args.timeout, count=sum(s in topics for s in IMAGE_STAGES),
+        # composed: only the face node subscribes to the image (it feeds the others)
+        listeners = 1 if args.compose else sum(s in topics for s in IMAGE_STAGES)
+        client.wait_for_subscribers(args.timeout, count=listeners,
                                     alive=lambda: all(p.alive() for p in procs))
         time.sleep(0.5)  # let discovery settle in both directions
         print(f"\n{'frame':24s} {'faces':>5s} {'latency ms':>10s}  "

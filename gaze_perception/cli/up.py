@@ -1,10 +1,12 @@
 """`gaze-perception up CONFIG`: the ROS 2 graph of a pipeline YAML where `ros2 launch` is not
-available (no launch_ros, CI): one process per node, built by the same `graph.node_specs` as
-the launch file, so the YAML stays the one description of the graph. Ctrl-C, SIGTERM or SIGHUP
+available (no launch_ros, CI): one process per node (or, with `--compose`, one process for all
+of them: nodes/composed.py), built by the same `graph.node_specs` as the launch file, so the
+YAML stays the one description of the graph. Ctrl-C, SIGTERM or SIGHUP
 (the terminal closed) stops every node, and the nodes end by themselves when `up` is killed
 (lifetime.py); the exit status is non-zero when a node died or did not stop cleanly."""
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import time
@@ -21,6 +23,10 @@ def add_args(p) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per stage "
                    "node; 0 (default) = auto: OMP_NUM_THREADS if set, else the face detector "
                    "and whole-frame gaze models share the cores, light stages take one")
+    p.add_argument("--compose", action=argparse.BooleanOptionalAction, default=None,
+                   help="every node in one process, the face node handing images and faces to "
+                   "the eye and gaze nodes directly (no copies over DDS); --no-compose: a "
+                   "process per node (default: the config's `compose:`, else separate)")
     src = p.add_argument_group("source node (overrides the config's `source:`)")
     src.add_argument("--source", help="camera index, video file, image folder, image or URL")
     src.add_argument("--rate", type=float, help="frames per second (default: the source's own)")
@@ -42,7 +48,7 @@ def specs_for(args):
     return node_specs(load_pipeline_config(args.config), image_topic=args.image,
                       namespace=args.namespace, device=args.device,
                       reliability=args.image_reliability, source=source_overrides(args),
-                      threads=args.threads)
+                      threads=args.threads, compose=args.compose)
 
 
 def main(args) -> int:

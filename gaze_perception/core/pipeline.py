@@ -23,26 +23,32 @@ class StageConfig:
 @dataclass
 class GraphConfig:
     """What a ROS graph adds around the stages (the YAML's top-level keys besides `stages`):
-    the namespace and remappings of every node, and the optional `source` and `attention`
-    nodes with their parameters. The pipeline itself ignores it."""
+    the namespace and remappings of every node, the optional `source` and `attention`
+    nodes with their parameters, and `compose` (all nodes in one process). The pipeline
+    itself ignores it."""
 
     namespace: str = ""
     remappings: Dict[str, str] = field(default_factory=dict)
     source: Optional[Dict[str, Any]] = None
     attention: Optional[Dict[str, Any]] = None
+    compose: bool = False  # one process for every node (nodes/composed.py)
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "GraphConfig":
-        unknown = set(data) - {"stages", "namespace", "remappings", "source", "attention"}
+        unknown = set(data) - {"stages", "namespace", "remappings", "source", "attention",
+                               "compose"}
         if unknown:
             raise ValueError(f"unknown pipeline key(s) {sorted(unknown)}; known: stages, "
-                             "namespace, remappings, source, attention")
+                             "namespace, remappings, source, attention, compose")
+        if not isinstance(data.get("compose", False), bool):
+            raise ValueError("'compose' must be true or false")
         for key in ("remappings", "source", "attention"):
             if not isinstance(data.get(key) or {}, dict):
                 raise ValueError(f"'{key}' must be a mapping")
         return cls(namespace=str(data.get("namespace") or ""),
                    remappings={str(k): str(v) for k, v in (data.get("remappings") or {}).items()},
-                   source=data.get("source"), attention=data.get("attention"))
+                   source=data.get("source"), attention=data.get("attention"),
+                   compose=bool(data.get("compose", False)))
 
 
 @dataclass

@@ -373,23 +373,36 @@ def spin(node_cls, args=None) -> None:
     """Standard main(): init, autostart, spin until Ctrl-C / SIGTERM / shutdown, clean up. The
     process ends with its parent (lifetime.py). A node that fails to autostart exits with
     status 1 (its reason is in the log), as does one that called `stop_with_error`."""
+    spin_nodes(lambda: [node_cls()], args)
+
+
+def spin_nodes(make_nodes: Callable[[], list], args=None) -> None:
+    """`spin` for the nodes `make_nodes()` builds after rclpy.init (several: one executor with
+    a thread per node, nodes/composed.py); the process fails when any of them does."""
     die_with_parent()
     rclpy.init(args=args)
-    node = node_cls()
+    nodes = make_nodes()
     started = False
+    executor = (rclpy.executors.SingleThreadedExecutor() if len(nodes) == 1 else
+                rclpy.executors.MultiThreadedExecutor(num_threads=len(nodes) + 1))
     try:
-        started = node.autostart()
+        started = all([node.autostart() for node in nodes])  # every one, even after a failure
         if started:
-            rclpy.spin(node)
+            for node in nodes:
+                executor.add_node(node)
+            executor.spin()
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         started = True
     except Exception:  # noqa: BLE001
-        if rclpy.ok(context=node.context):
+        if rclpy.ok():
             raise
         started = True  # SIGTERM shut the context down under the executor's wait: a stop
     finally:
-        node.destroy_node()
+        executor.shutdown(timeout_sec=0)
+        for node in nodes:
+            node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-    if not started or node.exit_code:
-        sys.exit(node.exit_code or 1)
+    code = next((n.exit_code for n in nodes if n.exit_code), 0)
+    if not started or code:
+        sys.exit(code or 1)

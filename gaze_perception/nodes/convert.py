@@ -74,6 +74,15 @@ def faces_to_msg(faces: Sequence[Face], header, width: int, height: int) -> Face
     return out
 
 
+def as_received(msg):
+    """`msg` as a subscriber gets it: serialized and read back, so float32 fields hold float32
+    values (rclpy keeps the Python floats they were given until it serializes), as the
+    in-process hand-over of the composed graph must give what DDS would."""
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    return deserialize_message(serialize_message(msg), type(msg))
+
+
 def msg_to_faces(msg: FaceArray) -> List[Face]:
     return [Face(x=m.x, y=m.y, width=m.width, height=m.height, score=m.score,
                  landmarks=[(p.x, p.y) for p in m.landmarks], track_id=m.track_id,

@@ -18,7 +18,7 @@ from ..graph import FACE_DETECTOR_PARAMS
 from . import hri
 from .common import OUTPUT_QOS, PerceptionNode, mapping_ok, spin
 from .params import BackgroundReload, Range
-from .convert import faces_to_msg, landmarks_to_msg
+from .convert import as_received, faces_to_msg, landmarks_to_msg
 
 
 def _thresholds_ok(v):
@@ -63,6 +63,7 @@ class FaceDetectorNode(PerceptionNode):
     def __init__(self, **kwargs):
         super().__init__("face_detector", **kwargs)
         self.detector = self.tracker = None
+        self.downstream = []  # PairedNodes fed in this process (nodes/composed.py)
         self.reload = BackgroundReload(self, self.DETECTOR_PARAMS)
         self.add_on_set_parameters_callback(lambda ps: SetParametersResult(
             successful=self.reload.refusal(ps) is None, reason=self.reload.refusal(ps) or ""))
@@ -133,7 +134,12 @@ class FaceDetectorNode(PerceptionNode):
                 fill_head_pose(f, k)
         if self.tracker:
             self.tracker.update(faces)
-        self.pub.publish(faces_to_msg(faces, msg.header, w, h))
+        faces_msg = faces_to_msg(faces, msg.header, w, h)
+        self.pub.publish(faces_msg)
+        if self.downstream:  # composed graph: the eye and gaze nodes of this process
+            received = as_received(faces_msg)
+            for node in self.downstream:
+                node.feed(msg, received, rgb, self.intrinsics)
         if self.hri is not None:
             self.hri.publish(faces, rgb, msg.header, k)
         if meshes is not None:

@@ -3,7 +3,11 @@ both are paired by exact stamp (`inputs.StampJoin`: a window sized in time from 
 face latency, bounded in count and megabytes, keeping the images a newest-frame face node is
 likely working on; duplicate stamps dropped), so no
 message_filters is needed. A FaceArray with more than `max_faces` faces or non-finite numbers
-is refused and counted, so one message cannot stall the node or poison its outputs."""
+is refused and counted, so one message cannot stall the node or poison its outputs.
+
+In a one-process graph (nodes/composed.py) the face node hands each frame to `feed` instead:
+the image it decoded and the FaceArray it published, so nothing is paired or sent over DDS and
+the outputs are the ones the subscribed node would give."""
 from __future__ import annotations
 
 import json
@@ -54,6 +58,7 @@ class PairedNode(PerceptionNode):
                                 max_bytes=self.param("pair_cache_mb") * 1_000_000,
                                 follows={"faces": "image"})  # face nodes take the newest
         self.refused_faces = 0
+        self.fed_by = None  # the face node of the same process that feeds this one (composed)
 
     def configure(self) -> None:
         params = {**json.loads(self.param("backend_params") or "{}"), **self.implied_params()}
@@ -65,22 +70,34 @@ class PairedNode(PerceptionNode):
         super().release()
 
     def open_inputs(self) -> None:
+        if self.fed_by is not None:  # composed: image, faces and intrinsics come from `feed`
+            return
         super().open_inputs()
         self.create_input(FaceArray, "faces", self._on_faces, OUTPUT_QOS)
 
     def _on_image(self, msg: Image) -> None:
         self.pairer.add("image", msg)
 
-    def _on_faces(self, msg: FaceArray) -> None:
+    def _faces_ok(self, msg: FaceArray) -> bool:
         problem = faces_problem(msg, self.param("max_faces"))
         if problem:  # refused before any work: bounded time, nothing non-finite downstream
             self.refused_faces += 1
             self.reject(f"faces refused: {problem}")
-            return
-        self.pairer.add("faces", msg)
+        return not problem
 
-    def process(self, image_msg: Image, faces_msg: FaceArray) -> None:
-        rgb = self.to_rgb(image_msg)
+    def _on_faces(self, msg: FaceArray) -> None:
+        if self._faces_ok(msg):
+            self.pairer.add("faces", msg)
+
+    def feed(self, image_msg: Image, faces_msg: FaceArray, rgb, intrinsics) -> None:
+        """One frame from the face node of this process: its image message, the RGB array it
+        decoded, the FaceArray it published and its camera intrinsics (None: guessed)."""
+        if self.lifecycle_state == "active" and self._faces_ok(faces_msg):
+            self.intrinsics = intrinsics
+            self.submit(image_msg, faces_msg, rgb)
+
+    def process(self, image_msg: Image, faces_msg: FaceArray, rgb=None) -> None:
+        rgb = self.to_rgb(image_msg) if rgb is None else rgb
         self.process_pair(rgb, msg_to_faces(faces_msg), image_msg)
 
     def implied_params(self) -> dict:
