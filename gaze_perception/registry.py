@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from importlib.metadata import entry_points
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 KINDS = {
     "face_detector": "gaze_perception.face_detectors",
@@ -45,13 +45,31 @@ def list_backends() -> Dict[str, List[str]]:
 
 def create(kind: str, name: str, **params):
     """Build backend `name` of `kind` (face_detector, eye_state, gaze_target) with `params`."""
+    return _checked(kind, name, params)(**params)
+
+
+def deferred(kind: str, name: str, **params) -> Callable[[], object]:
+    """`create` checked now (name and parameters: a mistake fails at once) and built at the
+    first call, for a backend its owner may never need (the head_pose gaze backend's
+    direction backend where the pipeline hands it the landmark stage's directions)."""
+    cls = _checked(kind, name, params)
+    built: List[object] = []
+
+    def get():
+        if not built:
+            built.append(cls(**params))
+        return built[0]
+    return get
+
+
+def _checked(kind: str, name: str, params: Dict[str, object]):
     eps = available(kind)
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none installed"
         raise UnknownBackendError(f"unknown {kind} backend '{name}'; installed: {known}")
     cls = eps[name].load()
     check_params(cls, params, f"{kind} backend '{name}'")
-    return cls(**params)
+    return cls
 
 
 def parameters(cls) -> List[str]:

@@ -65,9 +65,15 @@ class HeadPoseGaze(GazeTargetEstimator):
                         for name, pts in (regions or {}).items()}
         self.cone = math.radians(cone_deg)
         self.max_distance = float(max_distance_px) if max_distance_px else math.inf
-        # An appearance-based gaze direction (e.g. l2cs) replaces the head pose where it has one.
-        self.direction = None if not direction_backend else registry.create(
+        # An appearance-based gaze direction (e.g. l2cs) replaces the head pose where it has
+        # one; built when first needed (not at all where `estimate` gets `directions`)
+        self._direction = None if not direction_backend else registry.deferred(
             "gaze_direction", direction_backend, device=device, **dict(direction_params or {}))
+
+    @property
+    def direction(self):
+        """The direction backend (None without `direction_backend`)."""
+        return self._direction() if self._direction else None
 
     def describe(self) -> str:
         return (f"HeadPoseGaze(regions={sorted(self.regions)}, "

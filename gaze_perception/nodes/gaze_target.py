@@ -26,6 +26,7 @@ class GazeTargetNode(PairedNode):
 
     def configure(self) -> None:
         super().configure()
+        getattr(self.backend, "direction", None)  # a deferred direction backend: load it now
         self.pub = self.create_output(GazeTargetArray, "gaze_targets", OUTPUT_QOS)
         self.create_debug_output("gaze_targets/debug_image")
         self.hri = hri.GazeHri(self) if hri.wanted(self) else None  # gaze TF, who looks at whom
