@@ -104,7 +104,7 @@ class PerceptionNode(LifecycleNode):
         self.threads = apply_threads(self.param("threads") or (0 if self.MODEL_NODE else 1),
                                      STANDARD_MODEL_PROCESSES)
         self.stats = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0,
-                      "last_ms": 0.0, "last_error": ""}
+                      "last_ms": 0.0, "busy_ms": 0.0, "last_error": ""}
         self._queue: deque = deque()  # work waiting for the worker, at most WORK_QUEUE
         self._last_logged: Dict[str, float] = {}
         self._cv = threading.Condition()
@@ -270,20 +270,27 @@ class PerceptionNode(LifecycleNode):
             with self._cv:
                 self._cv.wait_for(lambda: self._queue or not self._running, 0.2)
                 item = self._queue.popleft() if self._queue else None
-            if item is None:
-                continue
-            t0 = time.perf_counter()
-            with self._processing:
-                try:
-                    self.process(*item)
-                    self.stats["processed"] += 1
-                except ImageError as exc:
-                    self.reject(str(exc))
-                except Exception as exc:  # noqa: BLE001 - a node logs, reports, keeps serving
-                    if not rclpy.ok(context=self.context):
-                        return  # stopping: the context went away under a publish
-                    self.reject(f"{type(exc).__name__}: {exc}")
-            self.stats["last_ms"] = (time.perf_counter() - t0) * 1000.0
+            if item is not None:
+                self.run_item(item)
+
+    def run_item(self, item: tuple) -> None:
+        """`process(*item)` now, in the calling thread (the worker's; in a composed graph the
+        face node's, which runs its eye and gaze nodes in turn: threads running models side
+        by side on few cores each start their own intra-op threads and thrash), timed and
+        counted; a failure is rejected, and the node keeps serving."""
+        t0 = time.perf_counter()
+        with self._processing:
+            try:
+                self.process(*item)
+                self.stats["processed"] += 1
+            except ImageError as exc:
+                self.reject(str(exc))
+            except Exception as exc:  # noqa: BLE001 - a node logs, reports, keeps serving
+                if not rclpy.ok(context=self.context):
+                    return  # stopping: the context went away under a publish
+                self.reject(f"{type(exc).__name__}: {exc}")
+        self.stats["last_ms"] = (time.perf_counter() - t0) * 1000.0
+        self.stats["busy_ms"] += self.stats["last_ms"]  # / processed: mean time per item
 
     #: the log throttle of `reject`: one line per kind of problem per period, at most
     #: REJECT_KINDS_PER_PERIOD kinds per period, a table of at most REJECT_TABLE kinds

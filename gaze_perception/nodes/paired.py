@@ -91,10 +91,12 @@ class PairedNode(PerceptionNode):
 
     def feed(self, image_msg: Image, faces_msg: FaceArray, rgb, intrinsics) -> None:
         """One frame from the face node of this process: its image message, the RGB array it
-        decoded, the FaceArray it published and its camera intrinsics (None: guessed)."""
+        decoded, the FaceArray it published and its camera intrinsics (None: guessed);
+        processed at once in the caller's thread (`run_item`)."""
         if self.lifecycle_state == "active" and self._faces_ok(faces_msg):
             self.intrinsics = intrinsics
-            self.submit(image_msg, faces_msg, rgb)
+            self.stats["received"] += 1
+            self.run_item((image_msg, faces_msg, rgb))
 
     def process(self, image_msg: Image, faces_msg: FaceArray, rgb=None) -> None:
         rgb = self.to_rgb(image_msg) if rgb is None else rgb
