@@ -20,6 +20,8 @@ CASES = {
                        "--warmup", "0"], "frames"),
     "mtcnn_floor": (["benchmarks/mtcnn_floor.py", "--repeats", "1", "--threads", "1",
                      "--sizes", "320x240"], "x floor"),
+    "models": (["benchmarks/models.py", "--repeats", "1", "--warmup", "0", "--threads", "1",
+                "--models", "eye-state,mtcnn-onet"], "mtcnn-onet 16x3x48x48"),
     "pipeline_fps": (["benchmarks/pipeline_fps.py", "--repeats", "1", "--faces", "1",
                       "--threads", "1", "--sizes", "320x240"], "frames/s"),
 }
