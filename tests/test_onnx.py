@@ -248,3 +248,18 @@ def test_onnxruntime_gazelle_refuses_a_torch_precision(gazelle_files):
     from gaze_perception.backends.gazelle import GazeLLEBackend
     with pytest.raises(ValueError, match="runtime=onnxruntime runs the exported fp32"):
         GazeLLEBackend(device="cpu", runtime="onnxruntime", precision="bf16", **gazelle_files)
+
+
+def test_files_exported_from_other_weights_are_refused(checkpoints, tmp_path):
+    from gaze_perception.backends.gaze_coding import InfantGazeCoder
+    from gaze_perception.models.gaze_coding import CodingMeta, build_model
+    from gaze_perception.models.state_dict import save_checkpoint
+    InfantGazeCoder(device="cpu", weights=checkpoints["gaze_coding"]).export_onnx(tmp_path)
+    meta = CodingMeta(arch="resnet18", input_size=64)
+    torch.manual_seed(99)
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, build_model(meta), meta)
+    with pytest.raises(ValueError, match="exported from other weights"):
+        InfantGazeCoder(device="cpu", weights=other, runtime="onnxruntime", onnx_dir=tmp_path)
+    InfantGazeCoder(device="cpu", weights=checkpoints["gaze_coding"], runtime="onnxruntime",
+                    onnx_dir=tmp_path)

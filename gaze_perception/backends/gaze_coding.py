@@ -23,7 +23,7 @@ from ..core.types import Face
 from ..models.face_crop import to_input
 from ..models.gaze_coding import load_coding_model
 from .base import Backend
-from .onnx_runtime import OrtModule, check_runtime, onnx_models
+from .onnx_runtime import OrtModule, check_runtime, fingerprint, onnx_models
 from .onnx_runtime import export as onnx_export
 
 
@@ -61,8 +61,9 @@ class InfantGazeCoder(GazeCoder):
         self.weights, self.batch_size = str(weights), int(batch_size)
         self.model, self.meta = load_coding_model(weights, weights_dir, self.device)
         if runtime == "onnxruntime":
-            (model,) = onnx_models(["gaze_coding"], onnx_dir, lambda: [self.export_onnx()])
-            self.model = OrtModule(model, single=True)
+            (model,), mark = onnx_models(["gaze_coding"], onnx_dir,
+                                         lambda: [self.export_onnx()], self.model)
+            self.model = OrtModule(model, single=True, weights=mark)
 
     def export_onnx(self, folder: Optional[Path] = None) -> bytes:
         """The classifier as an ONNX model (dynamic batch of crops), written to
@@ -70,7 +71,8 @@ class InfantGazeCoder(GazeCoder):
         size = self.meta.input_size
         return onnx_export(self.model, [torch.zeros(1, 3, size, size, device=self.device)],
                            ["logits"], {"input": {0: "n"}, "logits": {0: "n"}},
-                           None if folder is None else Path(folder) / "gaze_coding.onnx")
+                           None if folder is None else Path(folder) / "gaze_coding.onnx",
+                           weights=fingerprint(self.model))
 
     def describe(self) -> str:
         return (f"InfantGazeCoder(weights={self.weights}, arch={self.meta.arch}, "

@@ -22,7 +22,7 @@ from ..core.types import Face
 from ..models.face_crop import to_input
 from ..models.gaze_direction import load_direction_model
 from .base import Backend
-from .onnx_runtime import OrtModule, check_runtime, onnx_models
+from .onnx_runtime import OrtModule, check_runtime, fingerprint, onnx_models
 from .onnx_runtime import export as onnx_export
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,9 @@ class _CropModel(GazeDirectionEstimator):
         self.weights, self.batch_size = str(weights), int(batch_size)
         self.model, self.meta = load_direction_model(weights, self.kind, weights_dir, self.device)
         if runtime == "onnxruntime":
-            (model,) = onnx_models([self.kind], onnx_dir, lambda: [self.export_onnx()])
-            self.model = OrtModule(model, single=len(self._outputs) == 1)
+            (model,), mark = onnx_models([self.kind], onnx_dir, lambda: [self.export_onnx()],
+                                         self.model)
+            self.model = OrtModule(model, single=len(self._outputs) == 1, weights=mark)
 
     def export_onnx(self, folder: Optional[Path] = None) -> bytes:
         """The network as an ONNX model (dynamic batch), written to folder/<kind>.onnx when
@@ -75,7 +76,8 @@ class _CropModel(GazeDirectionEstimator):
         names = [f"input{i}" if i else "input" for i in range(len(example))]
         dynamic = {k: {0: "n"} for k in [*names, *self._outputs]}
         return onnx_export(self.model, example, self._outputs, dynamic,
-                           None if folder is None else Path(folder) / f"{self.kind}.onnx", names)
+                           None if folder is None else Path(folder) / f"{self.kind}.onnx", names,
+                           fingerprint(self.model))
 
     def describe(self) -> str:
         return (f"{type(self).__name__}(weights={self.weights}, device={self.device}, "

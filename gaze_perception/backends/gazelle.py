@@ -18,7 +18,7 @@ from ..core.precision import resolve_precision
 from ..core.types import CameraIntrinsics, Face, GazeTarget
 from ..models.gazelle import IN_SIZE, VARIANTS, create_gazelle, image_of_heads, preprocess
 from .base import GazeTargetEstimator
-from .onnx_runtime import OrtModule, check_runtime, onnx_models
+from .onnx_runtime import OrtModule, check_runtime, fingerprint, onnx_models
 from .onnx_runtime import export as onnx_export
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -72,10 +72,10 @@ class GazeLLEBackend(GazeTargetEstimator):
                                  weights_dir, "Gaze-LLE decoder weights")
         self.model = create_gazelle(variant, backbone, decoder).to(self.device)
         if runtime == "onnxruntime":
-            back, dec = onnx_models(["gazelle_backbone", "gazelle_decoder"], onnx_dir,
-                                    self.export_onnx)
-            self.model.backbone = _OrtBackbone(back)
-            self.model.decoder = _OrtDecoder(dec, self.model.decoder)
+            (back, dec), mark = onnx_models(["gazelle_backbone", "gazelle_decoder"], onnx_dir,
+                                            self.export_onnx, self.model)
+            self.model.backbone = _OrtBackbone(back, mark)
+            self.model.decoder = _OrtDecoder(dec, self.model.decoder, mark)
         if precision != "fp32":
             # The frozen backbone's matmul weights are stored in the low precision: autocast
             # would otherwise cast its ~86 M (ViT-B) weights again on every frame. Norms, the
@@ -100,12 +100,14 @@ class GazeLLEBackend(GazeTargetEstimator):
         outputs = ["heatmaps", "inout"] if dec.inout else ["heatmaps"]
         files = ([None, None] if folder is None else
                  [Path(folder) / "gazelle_backbone.onnx", Path(folder) / "gazelle_decoder.onnx"])
+        mark = fingerprint(self.model)  # both files: the weights of backbone and decoder
         return [onnx_export(_PatchFeatures(self.model.backbone), [images], ["features"],
-                            {"input": {0: "b"}, "features": {0: "b"}}, files[0]),
+                            {"input": {0: "b"}, "features": {0: "b"}}, files[0],
+                            weights=mark),
                 onnx_export(_HeadsGraph(dec), [features, maps, image], outputs,
                             {"features": {0: "b"}, "maps": {0: "p"}, "image": {0: "p"},
                              **{k: {0: "p"} for k in outputs}},
-                            files[1], ["features", "maps", "image"])]
+                            files[1], ["features", "maps", "image"], mark)]
 
     def describe(self) -> str:
         return (f"GazeLLEBackend(variant={self.variant}, device={self.device}, "
@@ -174,9 +176,9 @@ class _HeadsGraph(nn.Module):
 class _OrtBackbone(nn.Module):
     """The exported backbone in the model's place (ONNX Runtime)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, weights: Optional[str]) -> None:
         super().__init__()
-        self.session = OrtModule(model, single=True)
+        self.session = OrtModule(model, single=True, weights=weights)
 
     def forward_patch_features(self, images: torch.Tensor) -> torch.Tensor:
         return self.session(images)
@@ -185,9 +187,9 @@ class _OrtBackbone(nn.Module):
 class _OrtDecoder(nn.Module):
     """The exported decoder in the model's place (ONNX Runtime): called like the decoder."""
 
-    def __init__(self, model, decoder: nn.Module) -> None:
+    def __init__(self, model, decoder: nn.Module, weights: Optional[str]) -> None:
         super().__init__()
-        self.session = OrtModule(model)
+        self.session = OrtModule(model, weights=weights)
         self.grid, self.inout = decoder.grid, decoder.inout
 
     def forward(self, features, maps, people_per_image):

@@ -21,7 +21,7 @@ from ..models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, che
                                    decide)
 from ..models.eye_state import load_eye_model, to_tensor
 from .base import EyeStateEstimator
-from .onnx_runtime import OrtModule, check_runtime, onnx_models
+from .onnx_runtime import OrtModule, check_runtime, fingerprint, onnx_models
 from .onnx_runtime import export as onnx_export
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,9 @@ class TimmEyeState(EyeStateEstimator):
         self.weights = str(weights)
         self.model, self.meta = load_eye_model(weights, weights_dir, self.device)
         if runtime == "onnxruntime":
-            (model,) = onnx_models(["eye_state"], onnx_dir, lambda: [self.export_onnx()])
-            self.model = OrtModule(model, single=True)
+            (model,), mark = onnx_models(["eye_state"], onnx_dir, lambda: [self.export_onnx()],
+                                         self.model)
+            self.model = OrtModule(model, single=True, weights=mark)
 
     def export_onnx(self, folder: Optional[Path] = None) -> bytes:
         """The classifier as an ONNX model (dynamic batch of crops), written to
@@ -76,7 +77,8 @@ class TimmEyeState(EyeStateEstimator):
         example = torch.zeros(1, m.in_chans, m.input_size, m.input_size, device=self.device)
         return onnx_export(self.model, [example], ["logits"],
                            {"input": {0: "n"}, "logits": {0: "n"}},
-                           None if folder is None else Path(folder) / "eye_state.onnx")
+                           None if folder is None else Path(folder) / "eye_state.onnx",
+                           weights=fingerprint(self.model))
 
     def describe(self) -> str:
         return (f"TimmEyeState(weights={self.weights}, arch={self.meta.arch}, "

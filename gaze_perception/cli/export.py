@@ -48,6 +48,10 @@ def backend_for(args):
         raise ValueError(f"export {args.model} needs --weights CHECKPOINT: none ship with the "
                          f"package; train one with `gaze-perception train "
                          f"{_TRAINED_BY[args.model]}`")
+    if args.model != "gazelle" and args.backbone_weights:
+        raise ValueError("--backbone-weights is for gazelle only")
+    if args.model == "mtcnn" and args.weights:
+        raise ValueError("mtcnn takes no --weights: its three files come from --weights-dir")
     kw = dict(device="cpu", weights_dir=args.weights_dir)
     if args.model == "mtcnn":
         from ..backends.mtcnn import MTCNNDetector
