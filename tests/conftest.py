@@ -6,6 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# before torch is imported: its OpenMP threads sleep when idle (core/threads.py WAIT_POLICY), so
+# this process does not spin on the cores the node processes of a ROS test need
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GAZE_SHARED_DIR", REPO.parent / "shared"))
 

@@ -2,6 +2,7 @@
 That a started node runs with its threads is tested in test_face_node.py (read back over
 /diagnostics); the precision `auto` picks in a node in test_gaze_node.py."""
 import logging
+import os
 
 import pytest
 
@@ -55,6 +56,17 @@ def test_apply_threads_sets_torch_and_opencv():
         assert threads.current_threads() == {"torch": 2, "opencv": 2}
     finally:
         threads.apply_threads(before)
+
+
+def test_apply_threads_makes_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch):
+    """A process that will import torch gets OMP_WAIT_POLICY=PASSIVE (spinning threads thrash
+    where other work shares the cores); a policy the user set is kept."""
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    threads.apply_threads(1)
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    threads.apply_threads(1)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 AVX2 = frozenset({"sse4_2", "avx2", "fma"})
