@@ -8,10 +8,13 @@ empty (entirely outside the image) is dropped, where the reference misaligns cro
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,11 +32,14 @@ from .onnx_runtime import export as onnx_export
 
 #: crops per R-Net / O-Net call; bounds memory when a batch yields many proposals
 _CHUNK = 512
-#: R-/O-Net batches are padded to a power of two up to this many crops, then to a multiple of
-#: it (`_bucket`): a new batch size makes oneDNN build (and cache) new kernels, and a camera
-#: stream brings a new size nearly every frame, so the detector's memory grew by tens of MB a
-#: minute at 1080p; with buckets there are at most 7 + _CHUNK / _BUCKET sizes
-_BUCKET = 64
+#: R-/O-Net batches are padded to one of a few sizes (`_bucket`): a new batch size makes oneDNN
+#: build (and cache) new kernels, and a camera stream brings a new size nearly every frame, so
+#: the detector's memory grew by tens of MB a minute at 1080p. The sizes: 1, 2, 4, 8, then
+#: multiples of 8 up to 64, of 16 up to 128, of 32 up to 256 and of 64 up to _CHUNK: 23 sizes
+#: in all, and a batch is padded by at most 7 crops or a quarter of its size (powers of two up
+#: to 64 padded 34 crops to 64, nearly twice the work)
+_BUCKET_STEPS = ((64, 8), (128, 16), (256, 32), (_CHUNK, 64))
+_CL = torch.channels_last
 
 
 class MTCNNDetector(FaceDetector):
@@ -76,6 +82,13 @@ class MTCNNDetector(FaceDetector):
         self.rnet = self._load(RNet(), "mtcnn_rnet", weights_dir)
         self.onet = self._load(ONet(), "mtcnn_onet", weights_dir)
         self.runtime = check_runtime(runtime)
+        #: P-Net in its phase form (`_PhasePNet`), the torch runtime's fast path
+        self._pnet_phases: Optional[_PhasePNet] = None
+        if runtime == "torch":  # oneDNN's NHWC kernels: 2-2.5x faster on these small nets
+            for net in (self.pnet, self.rnet, self.onet):
+                net.to(memory_format=_CL)
+            self._pnet_phases = _PhasePNet(self.pnet)
+        _keep_freed_memory()
         if runtime == "onnxruntime":  # the files of `gaze-perception export`, or exported now
             models = ([Path(onnx_dir) / f"{n}.onnx" for n in ("pnet", "rnet", "onet")]
                       if onnx_dir else self.export_onnx())
@@ -120,8 +133,10 @@ class MTCNNDetector(FaceDetector):
             groups[img.shape[:2]].append(i)
         results: List[List[Face]] = [[] for _ in arrays]
         for idx in groups.values():
-            batch = torch.from_numpy(np.stack([arrays[i] for i in idx])).to(self.device)
-            for i, faces in zip(idx, self._detect_batch(batch.permute(0, 3, 1, 2).float())):
+            if min(arrays[idx[0]].shape[:2]) < 12:  # no pyramid level: nothing to find
+                continue
+            sat = _integral([arrays[i] for i in idx])
+            for i, faces in zip(idx, self._detect_batch(sat)):
                 results[i] = faces
         if self.border_context:
             results = [refine_border_faces(self._detect_one, img,
@@ -134,18 +149,20 @@ class MTCNNDetector(FaceDetector):
     def _detect_one(self, image: np.ndarray, min_size: float = 0.0) -> List[Face]:
         """One image, faces of at least `min_size` pixels (the context passes know how large
         the face they look for is: a shorter pyramid)."""
-        batch = torch.from_numpy(image).to(self.device)[None].permute(0, 3, 1, 2).float()
-        return self._detect_batch(batch, max(self.min_face_size, min_size))[0]
+        if min(image.shape[:2]) < 12:
+            return []
+        return self._detect_batch(_integral([image]),
+                                  max(self.min_face_size, min_size))[0]
 
-    def _detect_batch(self, imgs: Tensor, min_face_size: Optional[float] = None
+    def _detect_batch(self, sat: np.ndarray, min_face_size: Optional[float] = None
                       ) -> List[List[Face]]:
-        """The cascade on (N,3,H,W) float images of one size."""
-        boxes, inds = self.propose(imgs, min_face_size)
-        boxes, inds = self.refine(imgs, boxes, inds)
-        boxes, points, inds = self._output(imgs, boxes, inds)
+        """The cascade on images of one size, given as their summed-area tables (`_integral`)."""
+        boxes, inds = self._propose(sat, min_face_size)
+        boxes, inds = self._refine(sat, boxes, inds)
+        boxes, points, inds = self._output(sat, boxes, inds)
         boxes, points, inds = boxes.cpu(), points.cpu(), inds.cpu()
         out = []
-        for b in range(imgs.shape[0]):
+        for b in range(sat.shape[0]):
             mine = torch.nonzero(inds == b)[:, 0]
             keep = mine[_nms_min(boxes[mine, :4], boxes[mine, 4], 0.7)]  # best first
             faces = [Face.from_xyxy(*box[:4].tolist(), score=float(box[4]),
@@ -156,14 +173,28 @@ class MTCNNDetector(FaceDetector):
 
     def propose(self, imgs: Tensor, min_face_size: Optional[float] = None
                 ) -> Tuple[Tensor, Tensor]:
-        """P-Net over the pyramid: squared candidate boxes (K,5: x1,y1,x2,y2,score) + image ids.
-        Public, like `refine`: R-/O-Net training mines its examples with these very stages."""
-        h, w = imgs.shape[2:]
-        boxes = [torch.zeros(0, 9, device=imgs.device)]
-        inds = [torch.zeros(0, dtype=torch.long, device=imgs.device)]
+        """P-Net over the pyramid of (N,3,H,W) float images holding uint8 values: squared
+        candidate boxes (K,5: x1,y1,x2,y2,score) + image ids. Public, like `refine`: R-/O-Net
+        training mines its examples with these very stages."""
+        return self._propose(_as_integral(imgs), min_face_size)
+
+    def refine(self, imgs: Tensor, boxes: Tensor, inds: Tensor) -> Tuple[Tensor, Tensor]:
+        """R-Net on 24x24 crops of (N,3,H,W) uint8-valued images: rescored, NMS'd, regressed,
+        squared boxes."""
+        return self._refine(_as_integral(imgs), boxes, inds)
+
+    def _propose(self, sat: np.ndarray, min_face_size: Optional[float] = None
+                 ) -> Tuple[Tensor, Tensor]:
+        h, w = sat.shape[1] - 1, sat.shape[2] - 1
+        boxes = [torch.zeros(0, 9, device=self.device)]
+        inds = [torch.zeros(0, dtype=torch.long, device=self.device)]
         for scale in _pyramid(h, w, min_face_size or self.min_face_size, self.factor):
-            level = F.interpolate(imgs, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
-            reg, prob = self.pnet(_normalise(level))
+            size = (int(h * scale + 1), int(w * scale + 1))
+            if self._pnet_phases is not None:
+                reg, prob = self._pnet_phases(_area_level(sat, size, self.device, even=True),
+                                              size)
+            else:
+                reg, prob = self.pnet(_area_level(sat, size, self.device).permute(0, 3, 1, 2))
             b, i = _cell_boxes(reg, prob[:, 1], scale, self.thresholds[0])
             keep = batched_nms(b[:, :4], b[:, 4], i, 0.5)
             boxes.append(b[keep])
@@ -176,9 +207,8 @@ class MTCNNDetector(FaceDetector):
         boxes = torch.cat([boxes[:, :4] + boxes[:, 5:9] * size, boxes[:, 4:5]], dim=1)
         return _rerec(boxes), inds
 
-    def refine(self, imgs: Tensor, boxes: Tensor, inds: Tensor) -> Tuple[Tensor, Tensor]:
-        """R-Net on 24x24 crops: rescored, NMS'd, regressed, squared boxes."""
-        crops, valid = _crops(imgs, boxes, inds, 24)
+    def _refine(self, sat: np.ndarray, boxes: Tensor, inds: Tensor) -> Tuple[Tensor, Tensor]:
+        crops, valid = _crops(sat, boxes, inds, 24)
         boxes, inds = boxes[valid], inds[valid]
         reg, prob = _run_chunked(self.rnet, crops)
         ok = prob[:, 1] > self.thresholds[1]
@@ -187,10 +217,10 @@ class MTCNNDetector(FaceDetector):
         keep = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
         return _rerec(_bbreg(boxes[keep], reg[keep])), inds[keep]
 
-    def _output(self, imgs: Tensor, boxes: Tensor, inds: Tensor
+    def _output(self, sat: np.ndarray, boxes: Tensor, inds: Tensor
                 ) -> Tuple[Tensor, Tensor, Tensor]:
         """O-Net on 48x48 crops: final boxes, landmarks (K,5,2) and image ids (before NMS)."""
-        crops, valid = _crops(imgs, boxes, inds, 48)
+        crops, valid = _crops(sat, boxes, inds, 48)
         boxes, inds = boxes[valid], inds[valid]
         reg, pts, prob = _run_chunked(self.onet, crops)
         ok = prob[:, 1] > self.thresholds[2]
@@ -202,6 +232,76 @@ class MTCNNDetector(FaceDetector):
         px = w * pts[:, :5] + boxes[:, 0:1] - 1
         py = h * pts[:, 5:] + boxes[:, 1:2] - 1
         return _bbreg(boxes, reg), torch.stack([px, py], dim=2), inds
+
+
+class _PhasePNet:
+    """P-Net (torch runtime, channels_last) with its first convolution and the 2x2 max-pool
+    after it done on the four 2x2 phases at once: the level in space-to-depth form (12
+    channels: the 2x2 pixel blocks) through one 2x2 convolution with 40 outputs (the 3x3
+    kernel of conv1 for each phase of the pooling window), PReLU, and the maximum over the
+    phases. The same sums as conv1 (in another order: equal within float rounding, ~1e-6),
+    about twice as fast as conv1 (10 outputs from 3 channels), PReLU on the full-size map and
+    max_pool2d together; the two 1x1 heads run as one convolution."""
+
+    def __init__(self, net: PNet) -> None:
+        w1 = net.conv1.weight.detach()  # (10, 3, 3, 3)
+        k = w1.new_zeros(2, 2, 10, 2, 2, 3, 2, 2)  # (py, px, out, sy, sx, in, ky, kx)
+        for py, px, sy, sx, ky, kx in np.ndindex(2, 2, 2, 2, 2, 2):
+            u, v = 2 * ky + sy - py, 2 * kx + sx - px  # tap of conv1's kernel
+            if 0 <= u <= 2 and 0 <= v <= 2:
+                k[py, px, :, sy, sx, :, ky, kx] = w1[:, :, u, v]
+        self.weight = k.reshape(40, 12, 2, 2).contiguous(memory_format=_CL)
+        self.bias = net.conv1.bias.detach().repeat(4)
+        self.slope = net.prelu1.weight.detach().repeat(4)
+        self.head = torch.cat([net.conv4_1.weight, net.conv4_2.weight]).detach() \
+            .contiguous(memory_format=_CL)
+        self.head_bias = torch.cat([net.conv4_1.bias, net.conv4_2.bias]).detach()
+        self.net = net
+
+    def __call__(self, level: Tensor, size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+        """`level`: (N, h', w', 3) normalised, h' and w' the even sides `_area_level(even=True)`
+        gives for size (h, w); returns P-Net's (reg, prob) for the (h, w) level."""
+        n, h2, w2 = level.shape[0], level.shape[1] // 2, level.shape[2] // 2
+        blocks = level.view(n, h2, 2, w2, 2, 3).permute(0, 1, 3, 2, 4, 5).reshape(n, h2, w2, 12)
+        x = F.prelu(F.conv2d(blocks.permute(0, 3, 1, 2), self.weight, self.bias), self.slope)
+        p = [x[:, 10 * k:10 * k + 10] for k in range(4)]  # phases (0,0), (0,1), (1,0), (1,1)
+        pooled = torch.maximum(torch.maximum(p[0], p[1]), torch.maximum(p[2], p[3]))
+        # ceil_mode: an odd level side (odd conv1 output) ends in a pooling window of one
+        # row or column; its second phase lies on the repeated row / column, past the level
+        if size[1] % 2:
+            pooled[..., -1] = torch.maximum(p[0][..., -1], p[2][..., -1])
+        if size[0] % 2:
+            row = torch.maximum(p[0][..., -1, :], p[1][..., -1, :])
+            if size[1] % 2:
+                row[..., -1] = p[0][..., -1, -1]
+            pooled[..., -1, :] = row
+        net = self.net
+        x = net.prelu3(net.conv3(net.prelu2(net.conv2(pooled))))
+        y = F.conv2d(x, self.head, self.head_bias)
+        return y[:, 2:], torch.softmax(y[:, :2], dim=1)
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc keep freed memory for the next frame: blocks up to 32 MB come from the heap
+    (M_MMAP_THRESHOLD) and up to 256 MB of free heap stay mapped (M_TRIM_THRESHOLD). The
+    cascade allocates and frees tens of MB of activations per frame, and with the defaults
+    each frame faulted them in anew: 14,000 page faults and ~50 ms of system time per 640x480
+    frame on a 2-core CPU, a third of the detector's time. Process-wide, set once; a no-op
+    where the C library is not glibc."""
+    global _MALLOC_SET
+    if _MALLOC_SET:
+        return
+    _MALLOC_SET = True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 32 << 20)   # M_MMAP_THRESHOLD
+    mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+
+
+_MALLOC_SET = False
 
 
 def _check_image(img: np.ndarray) -> np.ndarray:
@@ -256,33 +356,83 @@ def _rerec(boxes: Tensor) -> Tensor:
     return torch.cat([x1y1, x1y1 + side, boxes[:, 4:]], dim=1)
 
 
-def _crops(imgs: Tensor, boxes: Tensor, inds: Tensor, size: int) -> Tuple[Tensor, Tensor]:
-    """Normalised size x size crops of the boxes (1-based inclusive pixel boxes, clipped to
-    the image) and the mask of boxes that had a non-empty crop."""
-    h, w = imgs.shape[2:]
-    corners = boxes[:, :4].trunc().long().cpu()
-    x = corners[:, 0].clamp(min=1).tolist()
-    y = corners[:, 1].clamp(min=1).tolist()
-    ex = corners[:, 2].clamp(max=w).tolist()
-    ey = corners[:, 3].clamp(max=h).tolist()
-    crops, valid = [], []
-    for k, b in enumerate(inds.tolist()):
-        ok = ey[k] > y[k] - 1 and ex[k] > x[k] - 1
-        valid.append(ok)
-        if ok:
-            patch = imgs[b:b + 1, :, y[k] - 1:ey[k], x[k] - 1:ex[k]]
-            crops.append(F.interpolate(patch, size=(size, size), mode="area"))
-    crops = torch.cat(crops) if crops else imgs.new_zeros(0, 3, size, size)
-    return _normalise(crops), torch.tensor(valid, dtype=torch.bool, device=boxes.device)
+def _integral(images: Sequence[np.ndarray]) -> np.ndarray:
+    """Summed-area tables (N, H+1, W+1, 3) of same-size RGB uint8 images (cv2.integral; int32
+    while 255 H W fits, else float64: exact either way). The pyramid levels and the crops are
+    gathered from them (`_area_level`, `_crops`): numpy on the CPU, whatever the device."""
+    h, w = images[0].shape[:2]
+    depth = cv2.CV_32S if 255 * h * w < 2 ** 31 else cv2.CV_64F
+    return np.stack([cv2.integral(np.ascontiguousarray(img), sdepth=depth) for img in images])
+
+
+def _as_integral(imgs: Tensor) -> np.ndarray:
+    """`_integral` of (N,3,H,W) float images holding uint8 values (the stage methods' input)."""
+    return _integral(list(imgs.detach().permute(0, 2, 3, 1).to("cpu", torch.uint8).numpy()))
+
+
+def _bins(start: np.ndarray, length: np.ndarray, out: int) -> Tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last input index of each of `out` area-resize bins over
+    [start, start + length): adaptive average pooling's floor(i L / out) .. ceil((i+1) L / out),
+    as F.interpolate(mode="area") takes them; (..., out) int64 arrays."""
+    i = np.arange(out, dtype=np.int64)
+    start, length = np.asarray(start, np.int64)[..., None], np.asarray(length, np.int64)[..., None]
+    return start + i * length // out, start - (-(i + 1) * length // out)
+
+
+def _mean(sums: np.ndarray, rows: np.ndarray, cols: np.ndarray, device: torch.device) -> Tensor:
+    """Bin sums averaged as F.interpolate(mode="area") does (float32 sum / rows / cols: the
+    same bits), normalised for the networks, on `device`."""
+    f32 = np.float32
+    mean = sums.astype(f32) / rows.astype(f32) / cols.astype(f32)
+    return _normalise(torch.from_numpy(mean).to(device))
+
+
+def _area_level(sat: np.ndarray, size: Tuple[int, int], device: torch.device,
+                even: bool = False) -> Tensor:
+    """The images of `sat` area-resized to size (h, w) and normalised: (N, h, w, 3) float32,
+    equal to F.interpolate(imgs, size, mode="area"). `even` repeats the last row / column of
+    an odd h / w (P-Net's phase form wants even sides; the copy is never looked at)."""
+    (y0, y1), (x0, x1) = (_bins(0, n - 1, out) for n, out in zip(sat.shape[1:3], size))
+    if even:
+        y0, y1 = (np.append(v, v[-1]) if size[0] % 2 else v for v in (y0, y1))
+        x0, x1 = (np.append(v, v[-1]) if size[1] % 2 else v for v in (x0, x1))
+    rows = np.take(sat, y1, axis=1) - np.take(sat, y0, axis=1)
+    sums = np.take(rows, x1, axis=2) - np.take(rows, x0, axis=2)
+    return _mean(sums, (y1 - y0)[:, None, None], (x1 - x0)[:, None], device)
+
+
+def _crops(sat: np.ndarray, boxes: Tensor, inds: Tensor, size: int) -> Tuple[Tensor, Tensor]:
+    """Normalised size x size crops (K, 3, size, size, channels_last) of the boxes (1-based
+    inclusive pixel boxes, clipped to the image), area-resized as F.interpolate(mode="area")
+    does, gathered from the images' summed-area tables (no per-crop call); and the mask of
+    boxes that had a non-empty crop."""
+    n, h, w = sat.shape[0], sat.shape[1] - 1, sat.shape[2] - 1
+    corners = boxes[:, :4].trunc().long().cpu().numpy()
+    x, y = corners[:, 0].clip(min=1) - 1, corners[:, 1].clip(min=1) - 1
+    ex, ey = corners[:, 2].clip(max=w), corners[:, 3].clip(max=h)
+    valid = (ey > y) & (ex > x)
+    x, y, ex, ey = x[valid], y[valid], ex[valid], ey[valid]
+    b = inds.cpu().numpy()[valid]
+    y0, y1 = _bins(y, ey - y, size)
+    x0, x1 = _bins(x, ex - x, size)
+    flat = sat.reshape(n * (h + 1) * (w + 1), 3)
+    base = (b * (h + 1))[:, None, None]
+
+    def at(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        return np.take(flat, ((base + ys[:, :, None]) * (w + 1) + xs[:, None, :]).ravel(), axis=0)
+
+    sums = (at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0)).reshape(-1, size, size, 3)
+    crops = _mean(sums, (y1 - y0)[:, :, None, None], (x1 - x0)[:, None, :, None], boxes.device)
+    return crops.permute(0, 3, 1, 2), torch.from_numpy(valid).to(boxes.device)
 
 
 def _bucket(n: int) -> int:
-    """The padded batch size of n crops: the next power of two up to _BUCKET, then the next
-    multiple of _BUCKET; so there are few sizes (memory stays flat) and a frame with one
-    candidate does not pay for 64 (padding every batch to 64 made O-Net 3x slower per frame)."""
-    if n <= _BUCKET:
+    """The padded batch size of n crops (see _BUCKET_STEPS): powers of two up to 8, then the
+    next multiple of the step of n's range."""
+    if n <= 8:
         return 1 << (max(n, 1) - 1).bit_length()
-    return -(-n // _BUCKET) * _BUCKET
+    step = next(step for top, step in _BUCKET_STEPS if n <= top)
+    return -(-n // step) * step
 
 
 def _run_chunked(net: Callable, crops: Tensor) -> Tuple[Tensor, ...]:
@@ -295,7 +445,8 @@ def _run_chunked(net: Callable, crops: Tensor) -> Tuple[Tensor, ...]:
         n = chunk.shape[0]
         padded = _bucket(n)
         if padded != n:
-            chunk = torch.cat([chunk, chunk.new_zeros((padded - n, *chunk.shape[1:]))])
+            chunk = torch.cat([chunk, chunk.new_zeros((padded - n, *chunk.shape[1:]))
+                               .contiguous(memory_format=_CL)])
         outs.append([out[:n] for out in net(chunk)])
     return tuple(torch.cat(parts) for parts in zip(*outs))
 
