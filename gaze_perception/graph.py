@@ -146,6 +146,8 @@ def _separate_specs(config, image_topic, namespace, device, reliability, source,
                 params.update({f"tracking_{k}": v for k, v in config.tracking.as_dict().items()})
         else:
             params["backend_params"] = json.dumps(st.params)
+            if stage == "gaze" and config.landmarks is not None:  # the eyes' directions, once
+                params["landmark_directions"] = True
         params["threads"] = shares[stage]
         specs.append(spec(executable, params))
     source_params = {**(graph.source or {}), **(source or {})}

@@ -93,3 +93,12 @@ def test_composed_graph_publishes_what_the_separate_graph_does():
                    for i, (a, b) in enumerate(zip(separate[topic], composed[topic]))
                    for d in _differences(a, b, f"{topic}[{i}]")]
     assert not differences, "\n".join(differences[:40])
+    # the gaze nodes aimed along the landmark stage's eye directions (no second mesh, as `run`)
+    aimed = 0
+    for lm, gz in zip(separate["faces/landmarks"], separate["gaze_targets"]):
+        for m, t in zip(lm.faces, gz.targets):
+            d = (m.gaze_direction.x, m.gaze_direction.y, m.gaze_direction.z)
+            if any(d):
+                assert (t.direction.x, t.direction.y, t.direction.z) == pytest.approx(d, abs=1e-9)
+                aimed += 1
+    assert aimed >= 5

@@ -3,16 +3,17 @@ one executor, as a component container holds components.
 
 The nodes are the same classes with the same names, namespaces, parameters, lifecycle services,
 topics and headers as in the separate-process graph (`graph.node_specs` builds both). What
-changes is the hand-over: the face node passes each frame's decoded image and the FaceArray it
-has just published (as a subscriber would receive it) straight to the eye and gaze nodes of
-this process (`PairedNode.feed`), which process it at once in the face node's worker thread,
-one after the other with all of the process's threads: the image is not serialized, copied
-and decoded again for every stage, nothing waits for a stamp partner, and no two models run
-side by side on the same few cores (each would start its own intra-op threads: on a busy
-2-core machine MTCNN took 1.3-4 s a frame that way against 0.16 s with one thread). An eye or gaze node whose `image`, `faces` or `camera_info` resolves to other
-topics than the face node's keeps its subscriptions. The source and attention nodes, when the
-graph has them, run here too and talk over DDS (small messages; the source's image goes
-through Fast DDS's in-process delivery).
+changes is the hand-over: the face node passes each frame's decoded image and what it has just
+published (faces, and the landmarks where it runs them; as a subscriber would receive them)
+straight to the eye and gaze nodes of this process (`PairedNode.feed`), which process the
+frame at once in the face node's worker thread, one after the other with all of the
+process's threads. So the image is not serialized, copied and decoded again for every stage,
+nothing waits for a stamp partner, and no two models run side by side on the same few cores
+(each would start its own intra-op threads). An eye or gaze node whose `image`, `faces` or
+`camera_info` resolves to other topics than the face node's, or that reads a topic the face
+node does not publish, keeps its subscriptions. The source and attention nodes, when the graph
+has them, run here too and talk over DDS (small messages; the source's image goes through Fast
+DDS's in-process delivery).
 
     python -m gaze_perception.nodes.composed --graph '<JSON list of NodeSpec fields>'
 """
@@ -49,9 +50,11 @@ def wire(nodes: list) -> List[tuple]:
     pairs = []
     for face in (n for n in nodes if isinstance(n, FaceDetectorNode)):
         wanted = [face.resolve_topic_name(t) for t in WIRED_TOPICS]
+        published = set(face.published_topics())
         for node in nodes:
             if (isinstance(node, PairedNode) and node.fed_by is None
-                    and [node.resolve_topic_name(t) for t in WIRED_TOPICS] == wanted):
+                    and [node.resolve_topic_name(t) for t in WIRED_TOPICS] == wanted
+                    and set(node.fed_topics()) <= published):
                 node.fed_by = face
                 face.downstream.append(node)
                 pairs.append((face, node))

@@ -1,7 +1,7 @@
 """Conversions between ROS messages and the core types (the only place that knows both)."""
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from geometry_msgs.msg import Point, Vector3
@@ -125,6 +125,17 @@ def msg_to_landmarks(msg: FaceLandmarksArray) -> Tuple[List[FaceMesh], List[EyeG
                              looking_at_camera=m.looking_at_camera,
                              head_pose_source=m.head_pose_source, track_id=m.track_id))
     return meshes, gazes
+
+
+def landmark_directions(msg: FaceLandmarksArray, n_faces: int) -> List[Optional[tuple]]:
+    """Per face of the FaceArray with the same stamp: the eyes' 3D gaze direction of the
+    landmark message, or None (no mesh, or zero: unknown)."""
+    out: List[Optional[tuple]] = [None] * n_faces
+    for m in msg.faces:
+        d = (m.gaze_direction.x, m.gaze_direction.y, m.gaze_direction.z)
+        if m.face_index < n_faces and any(d):
+            out[m.face_index] = d
+    return out
 
 
 def eyes_to_msg(eyes: Sequence[EyeState], faces: Sequence[Face], header) -> EyeStateArray:

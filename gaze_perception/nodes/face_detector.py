@@ -93,6 +93,11 @@ class FaceDetectorNode(PerceptionNode):
             self.hri = None
         super().release()
 
+    def published_topics(self) -> list:
+        """The resolved topics `process` publishes every frame (the composed graph feeds them)."""
+        return [self.resolve_topic_name(t) for t in
+                ["faces", *(["faces/landmarks"] if self.param("landmarks") else [])]]
+
     def _build_detector(self):
         kw = {"max_faces": self.param("max_faces"),
               **json.loads(self.param("backend_params") or "{}")}
@@ -136,14 +141,17 @@ class FaceDetectorNode(PerceptionNode):
             self.tracker.update(faces)
         faces_msg = faces_to_msg(faces, msg.header, w, h)
         self.pub.publish(faces_msg)
-        if self.downstream:  # composed graph: the eye and gaze nodes of this process
-            received = as_received(faces_msg)
-            for node in self.downstream:
-                node.feed(msg, received, rgb, self.intrinsics)
+        published = {self.pub.topic_name: faces_msg}
         if self.hri is not None:
             self.hri.publish(faces, rgb, msg.header, k)
         if meshes is not None:
-            self.pub_landmarks.publish(landmarks_to_msg(meshes, gazes, faces, msg.header, w, h))
+            published[self.pub_landmarks.topic_name] = landmarks_to_msg(meshes, gazes, faces,
+                                                                         msg.header, w, h)
+            self.pub_landmarks.publish(published[self.pub_landmarks.topic_name])
+        if self.downstream:  # composed graph: the eye and gaze nodes of this process
+            received = {topic: as_received(m) for topic, m in published.items()}
+            for node in self.downstream:
+                node.feed(msg, rgb, self.intrinsics, received)
         if self.debug_wanted():
             self.publish_debug(annotate(rgb, FrameResult(w, h, faces)), msg.header)
 

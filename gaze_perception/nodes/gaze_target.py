@@ -1,13 +1,13 @@
 """Gaze-target node: `image` + `faces` → `gaze_targets` (gaze_msgs/GazeTargetArray)."""
 from __future__ import annotations
 
-from gaze_msgs.msg import GazeTargetArray
+from gaze_msgs.msg import FaceLandmarksArray, GazeTargetArray
 
 from ..core.draw import annotate
 from ..core.types import FrameResult
 from . import hri
 from .common import DEBUG_QOS, OUTPUT_QOS, spin
-from .convert import gaze_to_msg
+from .convert import gaze_to_msg, landmark_directions
 from .paired import PairedNode
 
 
@@ -18,15 +18,20 @@ class GazeTargetNode(PairedNode):
         "publish_heatmaps": (False, "fill GazeTarget.heatmap (backends that make heatmaps: "
                              "gazelle)", None),
         "rep155": hri.REP155_PARAM,
+        "landmark_directions": (False, "join `faces/landmarks` (the face node's landmark stage) "
+                                "by stamp and aim along its eyes' gaze directions, as `run` "
+                                "does, instead of the backend computing them again (backends "
+                                "that take directions: head_pose)", None),
     }
-    READ_ONLY = PairedNode.READ_ONLY + ("publish_heatmaps", "rep155")
+    READ_ONLY = PairedNode.READ_ONLY + ("publish_heatmaps", "rep155", "landmark_directions")
 
     def __init__(self, **kwargs):
         super().__init__("gaze_target", **kwargs)
 
     def configure(self) -> None:
         super().configure()
-        getattr(self.backend, "direction", None)  # a deferred direction backend: load it now
+        if not (self.extras and getattr(self.backend, "takes_directions", False)):
+            getattr(self.backend, "direction", None)  # a deferred direction backend: load now
         self.pub = self.create_output(GazeTargetArray, "gaze_targets", OUTPUT_QOS)
         self.create_debug_output("gaze_targets/debug_image")
         self.hri = hri.GazeHri(self) if hri.wanted(self) else None  # gaze TF, who looks at whom
@@ -46,12 +51,20 @@ class GazeTargetNode(PairedNode):
         return {**super().diagnostic_values(),
                 "markers_published": str(markers.published if markers else 0)}
 
+    def extra_inputs(self) -> dict:
+        if self.param("landmark_directions"):
+            return {"landmarks": (FaceLandmarksArray, "faces/landmarks")}
+        return {}
+
     def implied_params(self) -> dict:
         return {"heatmaps": True} if self.param("publish_heatmaps") else {}
 
-    def process_pair(self, rgb, faces, image_msg) -> None:
+    def process_pair(self, rgb, faces, image_msg, landmarks=None) -> None:
         k = self.intrinsics_for(rgb)
-        targets = self.backend.estimate([rgb], [faces], [k])[0] if faces else []
+        given = {}
+        if landmarks is not None and getattr(self.backend, "takes_directions", False):
+            given["directions"] = [landmark_directions(landmarks, len(faces))]
+        targets = self.backend.estimate([rgb], [faces], [k], **given)[0] if faces else []
         self.pub.publish(gaze_to_msg(targets, faces, image_msg.header,
                                      with_heatmaps=self.param("publish_heatmaps")))
         if self.hri is not None:

@@ -25,7 +25,8 @@ from .params import Range
 
 
 class PairedNode(PerceptionNode):
-    """Subscribes `image` and `faces`; subclasses implement `process_pair(rgb, faces, image_msg)`."""
+    """Subscribes `image` and `faces` (and the `extra_inputs` of a subclass, joined by the same
+    stamp); subclasses implement `process_pair(rgb, faces, image_msg, **extras)`."""
 
     KIND = ""  # registry kind of the backend
 
@@ -51,8 +52,10 @@ class PairedNode(PerceptionNode):
         self.PARAMS = {**self.PAIR_PARAMS, **self.PARAMS}
         super().__init__(name, **kwargs)
         self.backend = None
-        self.pairer = StampJoin(("image", "faces"), lambda got: self.submit(got["image"],
-                                                                            got["faces"]),
+        self.extras = self.extra_inputs()
+        self.pairer = StampJoin(("image", "faces", *self.extras), lambda got: self.submit(
+                                    got["image"], got["faces"], None,
+                                    {k: got[k] for k in self.extras}),
                                 window=self.param("pair_window"),
                                 max_pending=self.param("pair_cache_size"),
                                 max_bytes=self.param("pair_cache_mb") * 1_000_000,
@@ -74,6 +77,13 @@ class PairedNode(PerceptionNode):
             return
         super().open_inputs()
         self.create_input(FaceArray, "faces", self._on_faces, OUTPUT_QOS)
+        for kind, (msg_type, topic) in self.extras.items():
+            self.create_input(msg_type, topic, lambda m, k=kind: self.pairer.add(k, m),
+                              OUTPUT_QOS)
+
+    def extra_inputs(self) -> dict:
+        """Further inputs of the face node's, joined by stamp: kind -> (type, topic)."""
+        return {}
 
     def _on_image(self, msg: Image) -> None:
         self.pairer.add("image", msg)
@@ -89,18 +99,25 @@ class PairedNode(PerceptionNode):
         if self._faces_ok(msg):
             self.pairer.add("faces", msg)
 
-    def feed(self, image_msg: Image, faces_msg: FaceArray, rgb, intrinsics) -> None:
+    def fed_topics(self) -> list:
+        """The face node's output topics this node reads (resolved): `faces` and extras."""
+        return [self.resolve_topic_name(t) for t in ["faces", *(t for _, t in
+                                                               self.extras.values())]]
+
+    def feed(self, image_msg: Image, rgb, intrinsics, published: dict) -> None:
         """One frame from the face node of this process: its image message, the RGB array it
-        decoded, the FaceArray it published and its camera intrinsics (None: guessed);
-        processed at once in the caller's thread (`run_item`)."""
+        decoded, its camera intrinsics (None: guessed) and what it published, by resolved
+        topic (as a subscriber receives it); processed at once in the caller's thread
+        (`run_item`)."""
+        faces_msg, *extras = (published[t] for t in self.fed_topics())
         if self.lifecycle_state == "active" and self._faces_ok(faces_msg):
             self.intrinsics = intrinsics
             self.stats["received"] += 1
-            self.run_item((image_msg, faces_msg, rgb))
+            self.run_item((image_msg, faces_msg, rgb, dict(zip(self.extras, extras))))
 
-    def process(self, image_msg: Image, faces_msg: FaceArray, rgb=None) -> None:
+    def process(self, image_msg: Image, faces_msg: FaceArray, rgb=None, extras=None) -> None:
         rgb = self.to_rgb(image_msg) if rgb is None else rgb
-        self.process_pair(rgb, msg_to_faces(faces_msg), image_msg)
+        self.process_pair(rgb, msg_to_faces(faces_msg), image_msg, **(extras or {}))
 
     def implied_params(self) -> dict:
         """Backend parameters that follow from the node's own parameters."""
