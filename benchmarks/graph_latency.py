@@ -31,18 +31,18 @@ def _topic(ns: str, name: str) -> str:
     return f"/{ns}/{name}" if ns else name
 
 
-def node_ms(client, ns: str, names) -> dict:
-    """Mean processing ms per item of each node, from its next /diagnostics message."""
+def node_stats(client, ns: str, names, since: float) -> dict:
+    """(busy ms, items processed) of each node, from its first /diagnostics message received
+    after `since` (perf_counter time)."""
     want = {f"gaze_perception: /{ns + '/' if ns else ''}{n}": n for n in names}
     got, end = {}, time.monotonic() + 10
     while len(got) < len(want) and time.monotonic() < end:
-        time.sleep(1.0)
+        time.sleep(0.5)
         with client._lock:
-            messages = [m for m, _ in client.received["/diagnostics"].values()]
+            messages = [m for m, at in client.received["/diagnostics"].values() if at > since]
         for status in (s for m in messages for s in m.status if s.name in want):
             v = {kv.key: kv.value for kv in status.values}
-            if int(v.get("processed", 0)):
-                got[want[status.name]] = float(v["busy_ms"]) / int(v["processed"])
+            got.setdefault(want[status.name], (float(v["busy_ms"]), int(v["processed"])))
     return got
 
 
@@ -65,12 +65,17 @@ def run_graph(config, compose: bool, frames, threads: int) -> dict:
         client.wait_for_subscribers(180, count=1 if compose else len(stages),
                                     alive=lambda: all(p.alive() for p in procs))
         time.sleep(0.5)
+        names = [STAGES[s][1] for s in stages]
         for i, (_, rgb) in enumerate([frames[0], *frames]):  # the first is a warm-up
             key, sent = client.publish(rgb, stamp_ns=(i + 1) * 100_000_000)
             got = [client.wait(t, key, 60) for t in topics]
             if i and all(got):
                 latencies.append((max(g[1] for g in got) - sent) * 1000.0)
-        models = node_ms(client, ns, [STAGES[s][1] for s in stages])
+            if i == 0:  # model time counts from here: the warm-up frame is left out
+                before = node_stats(client, ns, names, time.perf_counter())
+        after = node_stats(client, ns, names, time.perf_counter())
+        models = {n: (after[n][0] - before[n][0]) / max(1, after[n][1] - before[n][1])
+                  for n in names if n in after and n in before}
     finally:
         client.close()
         for p in procs:

@@ -1,7 +1,8 @@
 """Throughput of the classroom graph (one process per node, over DDS) with the thread budget
 (`threads: 0`, the default, graph.stage_threads: the face node takes the cores, the light eye
 and head-pose gaze nodes one thread each), with one thread per node (OMP_NUM_THREADS=1) and
-unbounded (every model node takes every core: torch's and OpenCV's own default).
+unbounded (every model node takes every core: torch's and OpenCV's own default), and of the
+one-process graph (`compose: true`, its process taking every core).
 
 The demo clip's 640x480 frames (1-4 faces) are published at `--rate` for `--seconds`; a frame
 counts when its faces, eye states and gaze targets have all arrived (the nodes work on the
@@ -21,7 +22,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # before anything reads the
     os.environ.pop(_var, None)
 
 from gaze_perception.core.config import load_pipeline_config  # noqa: E402
-from gaze_perception.core.threads import available_cores  # noqa: E402
+from gaze_perception.core.threads import available_cores, resolve_threads  # noqa: E402
 from gaze_perception.graph import (NodeProcess, isolated_ros_env, node_specs,  # noqa: E402
                                    stage_threads)
 from gaze_perception.samples import demo_sequence  # noqa: E402
@@ -29,19 +30,22 @@ from gaze_perception.samples import demo_sequence  # noqa: E402
 STAGE_TOPICS = {"faces": "faces", "eyes": "eye_states", "gaze": "gaze_targets"}
 
 
-def run_graph(config, threads: int, frames, seconds: float, rate: float) -> dict:
+def run_graph(config, threads: int, frames, seconds: float, rate: float,
+              compose: bool = False) -> dict:
     from gaze_perception.nodes.client import GraphClient
 
-    specs = node_specs(config, device="cpu", reliability="reliable", threads=threads)
-    ns = specs[0].namespace
+    specs = node_specs(config, device="cpu", reliability="reliable", threads=threads,
+                       compose=compose)
+    ns = node_specs(config, compose=False)[0].namespace
     topics = [f"/{ns}/{t}" if ns else t for s, t in STAGE_TOPICS.items()
               if getattr(config, s) is not None]
     env = isolated_ros_env()
     procs = [NodeProcess(s, env, echo=False) for s in specs]
-    client = GraphClient(outputs=topics, image_topic=specs[0].remappings.get("image", "image"),
+    image_topic = node_specs(config, compose=False)[0].remappings.get("image", "image")
+    client = GraphClient(outputs=topics, image_topic=image_topic,
                          domain_id=int(env["ROS_DOMAIN_ID"]))
     try:
-        client.wait_for_subscribers(180, count=len(topics),
+        client.wait_for_subscribers(180, count=1 if compose else len(topics),
                                     alive=lambda: all(p.alive() for p in procs))
         time.sleep(0.5)
         stamp = 1
@@ -85,23 +89,25 @@ def main() -> int:
     config = load_pipeline_config(args.config)
     frames = demo_sequence(20)
     cores = available_cores()
-    modes = {"auto (default)": 0, "one each": 1, "unbounded": cores}
+    modes = {"auto (default)": (0, False), "one each": (1, False), "unbounded": (cores, False),
+             "one process": (0, True)}
     stages = sum(getattr(config, s) is not None for s in STAGE_TOPICS)
     print(f"{args.config} graph, {stages} stage nodes on {cores} cores; 640x480 demo frames "
           f"published at {args.rate:g}/s for {args.seconds:g} s per turn, {args.rounds} turns "
           "per mode, interleaved", flush=True)
     results = {m: [] for m in modes}
     for r in range(args.rounds):
-        for mode, threads in modes.items():
-            res = run_graph(config, threads, frames, args.seconds, args.rate)
+        for mode, (threads, compose) in modes.items():
+            res = run_graph(config, threads, frames, args.seconds, args.rate, compose)
             results[mode].append(res)
             print(f"  turn {r + 1} {mode}: {res['fps']:.2f} frames/s, median latency "
                   f"{res['latency']:.0f} ms ({res['done']}/{res['sent']} frames)",
                   file=sys.stderr, flush=True)
     print(f"{'threads':16s} {'per node':>8s} {'frames/s':>9s} {'latency ms':>11s}  turns")
-    for mode, threads in modes.items():
+    for mode, (threads, compose) in modes.items():
         rs = results[mode]
-        per_node = "/".join(str(n) for n in stage_threads(config, threads).values())
+        per_node = (f"{resolve_threads(threads, 1)} all" if compose else
+                    "/".join(str(n) for n in stage_threads(config, threads).values()))
         print(f"{mode:16s} {per_node:>8s} {statistics.median(x['fps'] for x in rs):9.2f} "
               f"{statistics.median(x['latency'] for x in rs):11.0f}  "
               + ", ".join(f"{x['fps']:.2f}" for x in rs))
