@@ -25,8 +25,9 @@ def add_args(p) -> None:
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N]")
     p.add_argument("--frames", type=int, default=20, help="frames to publish")
     p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per stage "
-                   "node; 0 (default) = auto: OMP_NUM_THREADS if set, else the face detector "
-                   "and whole-frame gaze models share the cores, light stages take one")
+                   "node (composed: of the one process); 0 (default) = auto: OMP_NUM_THREADS "
+                   "if set, else the face detector and whole-frame gaze models share the "
+                   "cores, light stages take one (composed: every core)")
     p.add_argument("--compose", action=argparse.BooleanOptionalAction, default=True,
                    help="every node in one process, the face node handing images and faces to "
                    "the eye and gaze nodes directly (default); --no-compose: a process per "
