@@ -380,11 +380,15 @@ def _bins(start: np.ndarray, length: np.ndarray, out: int) -> Tuple[np.ndarray, 
 
 
 def _mean(sums: np.ndarray, rows: np.ndarray, cols: np.ndarray, device: torch.device) -> Tensor:
-    """Bin sums averaged as F.interpolate(mode="area") does (float32 sum / rows / cols: the
-    same bits), normalised for the networks, on `device`."""
+    """Bin sums (..., R, C, 3) averaged as F.interpolate(mode="area") does (float32 sum / rows
+    / cols: the same bits) and normalised for the networks, in place, on `device`; `rows`
+    (..., R) and `cols` (..., C) are the bins' heights and widths."""
     f32 = np.float32
-    mean = sums.astype(f32) / rows.astype(f32) / cols.astype(f32)
-    return _normalise(torch.from_numpy(mean).to(device))
+    mean = torch.from_numpy(sums.astype(f32)).to(device)
+    flat = mean.view(*mean.shape[:-2], -1)  # (..., R, 3C): the divisors broadcast cheaply
+    flat.div_(torch.from_numpy(rows.astype(f32)[..., None]).to(device))
+    flat.div_(torch.from_numpy(np.repeat(cols.astype(f32), 3, axis=-1)[..., None, :]).to(device))
+    return flat.sub_(127.5).mul_(0.0078125).view(mean.shape)  # _normalise, in place
 
 
 def _area_level(sat: np.ndarray, size: Tuple[int, int], device: torch.device,
@@ -396,9 +400,14 @@ def _area_level(sat: np.ndarray, size: Tuple[int, int], device: torch.device,
     if even:
         y0, y1 = (np.append(v, v[-1]) if size[0] % 2 else v for v in (y0, y1))
         x0, x1 = (np.append(v, v[-1]) if size[1] % 2 else v for v in (x0, x1))
-    rows = np.take(sat, y1, axis=1) - np.take(sat, y0, axis=1)
-    sums = np.take(rows, x1, axis=2) - np.take(rows, x0, axis=2)
-    return _mean(sums, (y1 - y0)[:, None, None], (x1 - x0)[:, None], device)
+    rows = np.take(sat, y1, axis=1)
+    rows -= np.take(sat, y0, axis=1)
+    rows = rows.reshape(*rows.shape[:2], -1)  # (N, h, 3 (W+1)): gather whole pixels
+    three = np.arange(3)
+    sums = np.take(rows, (3 * x1[:, None] + three).ravel(), axis=2)
+    sums -= np.take(rows, (3 * x0[:, None] + three).ravel(), axis=2)
+    sums = sums.reshape(*sums.shape[:2], -1, 3)
+    return _mean(sums, y1 - y0, x1 - x0, device)
 
 
 def _crops(sat: np.ndarray, boxes: Tensor, inds: Tensor, size: int) -> Tuple[Tensor, Tensor]:
@@ -422,7 +431,7 @@ def _crops(sat: np.ndarray, boxes: Tensor, inds: Tensor, size: int) -> Tuple[Ten
         return np.take(flat, ((base + ys[:, :, None]) * (w + 1) + xs[:, None, :]).ravel(), axis=0)
 
     sums = (at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0)).reshape(-1, size, size, 3)
-    crops = _mean(sums, (y1 - y0)[:, :, None, None], (x1 - x0)[:, None, :, None], boxes.device)
+    crops = _mean(sums, y1 - y0, x1 - x0, boxes.device)
     return crops.permute(0, 3, 1, 2), torch.from_numpy(valid).to(boxes.device)
 
 
