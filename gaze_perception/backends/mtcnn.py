@@ -385,7 +385,7 @@ def _mean(sums: np.ndarray, rows: np.ndarray, cols: np.ndarray, device: torch.de
     (..., R) and `cols` (..., C) are the bins' heights and widths."""
     f32 = np.float32
     mean = torch.from_numpy(sums.astype(f32)).to(device)
-    flat = mean.view(*mean.shape[:-2], -1)  # (..., R, 3C): the divisors broadcast cheaply
+    flat = mean.view(*mean.shape[:-2], mean.shape[-2] * 3)  # (..., R, 3C): cheap broadcasts
     flat.div_(torch.from_numpy(rows.astype(f32)[..., None]).to(device))
     flat.div_(torch.from_numpy(np.repeat(cols.astype(f32), 3, axis=-1)[..., None, :]).to(device))
     return flat.sub_(127.5).mul_(0.0078125).view(mean.shape)  # _normalise, in place
