@@ -15,9 +15,10 @@ seeded random ones of the default architecture (the speed is the architecture's)
 decoder shares its first block among a frame's heads, the exported one cannot (its shapes
 cannot depend on the boxes): for 5 heads ONNX Runtime does more work than the FLOPs counted.
 Median of --repeats calls after --warmup; wall and CPU time (time.process_time), since other
-work on the machine inflates wall time (torch's OpenMP threads suffer most: every small op
-waits for all of them, so under load a net of many small ops takes many times its quiet time;
-`--threads 1` is the steadier figure on a shared machine).
+work on the machine inflates wall time. OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE
+unless the environment says otherwise), as in the package's processes: with libgomp's
+spinning default, 2 torch threads on a loaded 2-core machine took up to ~90x longer (L2CS
+on ShuffleNet: 2.3 s per call against 25-37 ms).
 
     .venv/bin/python benchmarks/models.py [--threads 2] [--repeats 10] [--models eye-state,...]
 """
@@ -32,9 +33,15 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
-import cv2
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+from gaze_perception.core.threads import WAIT_POLICY
+
+# idle OpenMP threads sleep, as in every process the package starts (core/threads.py); read
+# when torch loads OpenMP, so before torch is imported
+os.environ.setdefault(*WAIT_POLICY)
+
+import cv2  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gaze_target import random_weights  # noqa: E402
@@ -145,7 +152,8 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     auto = resolve_precision("auto", "cpu")
     names = [n for n in args.models.split(",") if n]
-    print(f"{args.threads} threads; precision auto = {auto} on this CPU; ms are medians of "
+    print(f"{args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+          f"precision auto = {auto} on this CPU; ms are medians of "
           f"{args.repeats} calls after {args.warmup} (wall / CPU); the matmul rate (fp32 "
           f"GFLOP/s) is measured again before each row; load average at the start "
           f"{os.getloadavg()[0]:.2f}")
