@@ -153,3 +153,50 @@ def test_registered_as_plugin():
     det = create("face_detector", "mtcnn", device="cpu", max_faces=2)
     assert isinstance(det, MTCNNDetector) and det.max_faces == 2
     assert det.gives == {"faces", "landmarks"}
+
+
+def test_area_gathers_equal_interpolate():
+    """Pyramid levels and crops from the summed-area table are F.interpolate(mode="area"),
+    bit for bit, also for crops smaller than their output (upsampled) and cut by the border."""
+    import torch.nn.functional as F
+
+    from gaze_perception.backends import mtcnn
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (2, 71, 97, 3), dtype=np.uint8)
+    sat = mtcnn._integral(list(img))
+    imgs = torch.from_numpy(img).permute(0, 3, 1, 2).float()
+    for size in [(57, 83), (58, 84), (12, 13), (71, 97)]:
+        want = mtcnn._normalise(F.interpolate(imgs, size=size, mode="area"))
+        got = mtcnn._area_level(sat, size, torch.device("cpu")).permute(0, 3, 1, 2)
+        assert torch.equal(got, want), size
+    boxes = torch.tensor([[1, 1, 24, 24, 0.9], [-10, -5, 40, 30, 0.8], [90, 60, 120, 90, 0.7],
+                          [50.7, 30.2, 51.9, 30.9, 0.5], [120, 10, 140, 20, 0.1],
+                          [5, 5, 96, 71, 0.3]])
+    inds = torch.tensor([0, 1, 0, 1, 0, 1])
+    for size in (24, 48):
+        got, valid = mtcnn._crops(sat, boxes, inds, size)
+        assert valid.tolist() == [True, True, True, True, False, True]
+        want = []
+        for (x, y, ex, ey), b in zip(boxes[valid, :4].trunc().long().tolist(), inds[valid]):
+            x, y, ex, ey = max(x, 1), max(y, 1), min(ex, 97), min(ey, 71)
+            want.append(F.interpolate(imgs[b:b + 1, :, y - 1:ey, x - 1:ex], size=(size, size),
+                                      mode="area"))
+        assert torch.equal(got, mtcnn._normalise(torch.cat(want)))
+
+
+@pytest.mark.parametrize("size", [(57, 83), (58, 84), (57, 84), (12, 12), (13, 13)])
+def test_pnet_phase_form_equals_pnet(detector, size):
+    """The backend's P-Net (conv1 and its max-pool on the 2x2 phases, odd sides included)
+    gives P-Net's outputs within float rounding."""
+    from gaze_perception.backends import mtcnn
+
+    rng = np.random.default_rng(1)
+    sat = mtcnn._integral(list(rng.integers(0, 256, (2, 60, 90, 3), dtype=np.uint8)))
+    cpu = torch.device("cpu")
+    with torch.inference_mode():
+        want = detector.pnet(mtcnn._area_level(sat, size, cpu).permute(0, 3, 1, 2))
+        got = detector._pnet_phases(mtcnn._area_level(sat, size, cpu, even=True), size)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=0)
