@@ -70,3 +70,22 @@ def test_gaze_target_from_a_direction_backend(checkpoints, astronaut):
     assert target.direction == pytest.approx(expected.direction, abs=1e-5)
     head = Pipeline(PipelineConfig(gaze=StageConfig("head_pose")), device="cpu")([astronaut])[0]
     assert head.gaze[0].direction != pytest.approx(target.direction, abs=1e-3)
+
+
+def test_stream_gives_what_batch_by_batch_calls_give():
+    """`Pipeline.stream` (faces of the next batch detected in a second thread) returns, in
+    order, the results of calling the pipeline on each batch, tracking included."""
+    from gaze_perception.core.config import load_pipeline_config
+    from gaze_perception.core.pipeline import Pipeline
+    from gaze_perception.samples import demo_sequence
+
+    frames = [rgb for _, rgb in demo_sequence(5)]
+    config = load_pipeline_config("classroom")  # tracking, landmarks, eyes, gaze
+    calls = Pipeline(config, device="cpu")
+    want = [calls([f])[0].to_json() for f in frames]
+    streamed = Pipeline(config, device="cpu")
+    got = list(streamed.stream(([f], None, i) for i, f in enumerate(frames)))
+    assert [tag for tag, _ in got] == list(range(len(frames)))
+    assert [r[0].to_json() for _, r in got] == want
+    assert sum(len(w["faces"]) for w in want) >= 10 and any(
+        f["track_id"] for w in want for f in w["faces"])

@@ -63,9 +63,12 @@ def main(args) -> int:
     try:
         with tqdm(total=len(source) or None, disable=not show, unit="frame",
                   desc=Path(args.source).name, file=sys.stderr) as bar:
-            for batch in batched(source, max(1, args.batch)):
-                faces = None if given is None else [given.faces_for(f.name, f.index) for f in batch]
-                results = pipeline([f.rgb for f in batch], faces=faces)
+            batches = (([f.rgb for f in batch],
+                        None if given is None else [given.faces_for(f.name, f.index)
+                                                    for f in batch], batch)
+                       for batch in batched(source, max(1, args.batch)))
+            # the next batch's faces are detected while this batch's other stages run
+            for batch, results in pipeline.stream(batches):
                 for frame, res in zip(batch, results):
                     res.frame, res.source, res.stamp = frame.index, frame.name, round(frame.stamp, 6)
                     sink.write(json.dumps(res.to_json()) + "\n")

@@ -1,8 +1,9 @@
 """The ROS-free pipeline: face detection, head pose, then the optional eye and gaze stages."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -119,11 +120,41 @@ class Pipeline:
                  ) -> List[FrameResult]:
         """Process a batch. `faces` (per frame) replaces the detector, e.g. given head boxes."""
         frames = [check_rgb(f) for f in frames]
+        return self._after_faces(frames, self._faces(frames, faces), intrinsics)
+
+    def stream(self, items: Iterable[Tuple[Sequence[np.ndarray],
+                                           Optional[Sequence[List[Face]]], Any]]
+               ) -> Iterator[Tuple[Any, List[FrameResult]]]:
+        """`(tag, results)` for each `(frames, faces or None, tag)` of `items`, in order: the
+        same results as calling the pipeline on each batch, but the face detector works on the
+        next batch (in a second thread) while the other stages work on this one, so a video
+        runs at the pace of its slowest stage rather than of all stages together (both release
+        the GIL; a two-core machine then keeps both cores busy)."""
+        it = iter(items)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces") as pool:
+            def start(item):
+                frames = [check_rgb(f) for f in item[0]]
+                return frames, item, pool.submit(self._faces, frames, item[1])
+
+            pending = next((start(item) for item in it), None)
+            while pending is not None:
+                frames, item, detection = pending
+                faces = detection.result()
+                pending = next((start(nxt) for nxt in it), None)
+                yield item[2], self._after_faces(frames, faces, None)
+
+    def _faces(self, frames: List[np.ndarray],
+               faces: Optional[Sequence[List[Face]]]) -> List[List[Face]]:
         if faces is None:
             if self.face_detector is None:
                 raise ValueError("no face stage configured and no faces given")
             faces = self.face_detector.detect(frames)
-        faces = [list(fs) for fs in faces]
+        return [list(fs) for fs in faces]
+
+    def _after_faces(self, frames: List[np.ndarray], faces: List[List[Face]],
+                     intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]]
+                     ) -> List[FrameResult]:
+        """Every stage after face detection, on frames whose faces are known."""
         if self.tracker:  # frames arrive in order, batch after batch
             for fs in faces:
                 self.tracker.update(fs)
