@@ -22,7 +22,8 @@ def add_args(p) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--batch", type=positive_int, default=1, help="frames per backend call")
     p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads; 0 (default) = "
-                   "auto: OMP_NUM_THREADS if set, else every core")
+                   "auto: OMP_NUM_THREADS if set, else half the cores (face detection runs "
+                   "beside the other stages)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -44,7 +45,7 @@ def main(args) -> int:
     from ..core.sources import FrameSource, SourceError, batched
     from ..core.threads import apply_threads
 
-    apply_threads(args.threads)
+    apply_threads(args.threads, 2)  # two model threads: Pipeline.stream
     source = FrameSource(args.source, on_skip=lambda name, reason: tqdm.write(
         f"skipped {name}: {reason}", file=sys.stderr))
     given = read_head_boxes(args.faces) if args.faces else None
