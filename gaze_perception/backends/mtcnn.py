@@ -5,6 +5,13 @@ The steps, constants and rounding follow facenet-pytorch 2.5 (see
 scores and landmarks; facenet-pytorch itself is never imported (it pins an old torch).
 Differences, both deliberate: results are sorted by score, not by area, and a box whose crop is
 empty (entirely outside the image) is dropped, where the reference misaligns crops and boxes.
+
+Speed (`benchmarks/mtcnn_floor.py` measures it against the FLOP floor): the pyramid levels and
+the R-/O-Net crops are gathered from one summed-area table per image (`_integral`), equal bit
+for bit to the reference's F.interpolate(mode="area") without a call per crop; the torch
+networks run channels_last, P-Net's first convolution and pooling in a phase form
+(`_PhasePNet`); R-/O-Net batches are padded to a few sizes only (`_bucket`); and glibc is told
+to keep freed activations mapped (`_keep_freed_memory`).
 """
 from __future__ import annotations
 
