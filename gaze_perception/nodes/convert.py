@@ -97,15 +97,28 @@ def landmarks_to_msg(meshes: Sequence, gazes: Sequence, faces: Sequence[Face], h
         m = FaceLandmarksMsg(
             track_id=int(faces[mesh.face_index].track_id), face_index=int(mesh.face_index),
             presence=float(mesh.presence),
-            points=[Point(x=float(x), y=float(y), z=float(z)) for x, y, z in mesh.points],
+            points=_points(np.asarray(mesh.points, np.float64)),
             eye_yaw=float(g.eye_yaw), eye_pitch=float(g.eye_pitch),
             looking_at_camera=float(g.looking_at_camera), head_pose_source=g.head_pose_source)
         if mesh.iris is not None:
-            m.iris = [Point(x=float(x), y=float(y), z=0.0) for x, y in mesh.iris.reshape(-1, 2)]
+            m.iris = _points(np.asarray(mesh.iris, np.float64).reshape(-1, 2))
         if g.direction is not None:
             m.gaze_direction = Vector3(x=float(g.direction[0]), y=float(g.direction[1]),
                                        z=float(g.direction[2]))
         out.faces.append(m)
+    return out
+
+
+def _points(xyz: np.ndarray) -> List[Point]:
+    """Rows (x, y[, z]) as geometry_msgs/Point: built empty and then set, twice as fast as
+    keyword construction (468 points per face)."""
+    out = []
+    for row in xyz.tolist():
+        p = Point()
+        p.x, p.y = row[0], row[1]
+        if len(row) > 2:
+            p.z = row[2]
+        out.append(p)
     return out
 
 
