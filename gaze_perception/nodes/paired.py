@@ -6,8 +6,8 @@ message_filters is needed. A FaceArray with more than `max_faces` faces or non-f
 is refused and counted, so one message cannot stall the node or poison its outputs.
 
 In a one-process graph (nodes/composed.py) the face node hands each frame to `feed` instead:
-the image it decoded and the FaceArray it published, so nothing is paired or sent over DDS and
-the outputs are the ones the subscribed node would give."""
+the image it decoded and what it published (the FaceArray, the landmarks), so nothing is
+paired or sent over DDS and the outputs are the ones the subscribed node would give."""
 from __future__ import annotations
 
 import json
