@@ -390,11 +390,14 @@ def spin_nodes(make_nodes: Callable[[], list], args=None) -> None:
     rclpy.init(args=args)
     nodes = make_nodes()
     started = False
-    executor = (rclpy.executors.SingleThreadedExecutor() if len(nodes) == 1 else
+    # one node: rclpy's global executor, as before the composed graph existed
+    executor = (None if len(nodes) == 1 else
                 rclpy.executors.MultiThreadedExecutor(num_threads=len(nodes) + 1))
     try:
         started = all([node.autostart() for node in nodes])  # every one, even after a failure
-        if started:
+        if started and executor is None:
+            rclpy.spin(nodes[0])
+        elif started:
             for node in nodes:
                 executor.add_node(node)
             executor.spin()
@@ -405,7 +408,8 @@ def spin_nodes(make_nodes: Callable[[], list], args=None) -> None:
             raise
         started = True  # SIGTERM shut the context down under the executor's wait: a stop
     finally:
-        executor.shutdown(timeout_sec=0)
+        if executor is not None:
+            executor.shutdown(timeout_sec=0)
         for node in nodes:
             node.destroy_node()
         if rclpy.ok():
