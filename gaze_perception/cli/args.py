@@ -73,3 +73,18 @@ def output_dir(text: str) -> Path:
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"'{text}' is a file; expected a folder to write into")
     return path
+
+
+def add_graph_args(p, compose_default) -> None:
+    """`--threads` and `--compose` of the commands that start a graph (`up`, `demo`);
+    `compose_default` None: the config's `compose:`."""
+    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per stage "
+                   "node (composed: of the one process); 0 (default) = auto: OMP_NUM_THREADS "
+                   "if set, else the face detector and whole-frame gaze models share the "
+                   "cores, light stages take one (composed: every core)")
+    default = ("the config's `compose:`, else separate" if compose_default is None else
+               "compose" if compose_default else "separate")
+    p.add_argument("--compose", action=argparse.BooleanOptionalAction, default=compose_default,
+                   help="every node in one process, the face node handing images and faces to "
+                   "the eye and gaze nodes directly (no copies over DDS); --no-compose: a "
+                   f"process per node (default: {default})")

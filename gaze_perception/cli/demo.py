@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from .args import add_graph_args
+
 
 #: node output topic of each pipeline stage (the landmark stage runs inside the face node)
 STAGE_TOPICS = {"faces": "faces", "landmarks": "faces/landmarks", "eyes": "eye_states",
@@ -24,14 +26,7 @@ def add_args(p) -> None:
     p.add_argument("--out", default="demo_out", help="folder for annotated images and the report")
     p.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N]")
     p.add_argument("--frames", type=int, default=20, help="frames to publish")
-    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per stage "
-                   "node (composed: of the one process); 0 (default) = auto: OMP_NUM_THREADS "
-                   "if set, else the face detector and whole-frame gaze models share the "
-                   "cores, light stages take one (composed: every core)")
-    p.add_argument("--compose", action=argparse.BooleanOptionalAction, default=True,
-                   help="every node in one process, the face node handing images and faces to "
-                   "the eye and gaze nodes directly (default); --no-compose: a process per "
-                   "node, everything over DDS")
+    add_graph_args(p, compose_default=True)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the graph")
 
 

@@ -6,10 +6,11 @@ YAML stays the one description of the graph. Ctrl-C, SIGTERM or SIGHUP
 (lifetime.py); the exit status is non-zero when a node died or did not stop cleanly."""
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import time
+
+from .args import add_graph_args
 
 
 def add_args(p) -> None:
@@ -20,14 +21,7 @@ def add_args(p) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--image-reliability", default="", choices=["", "best_effort", "reliable"],
                    help="image subscriptions (reliable for bag replay; default: best_effort)")
-    p.add_argument("--threads", type=int, default=0, help="torch/OpenCV threads per stage "
-                   "node (composed: of the one process); 0 (default) = auto: OMP_NUM_THREADS "
-                   "if set, else the face detector and whole-frame gaze models share the "
-                   "cores, light stages take one (composed: every core)")
-    p.add_argument("--compose", action=argparse.BooleanOptionalAction, default=None,
-                   help="every node in one process, the face node handing images and faces to "
-                   "the eye and gaze nodes directly (no copies over DDS); --no-compose: a "
-                   "process per node (default: the config's `compose:`, else separate)")
+    add_graph_args(p, compose_default=None)
     src = p.add_argument_group("source node (overrides the config's `source:`)")
     src.add_argument("--source", help="camera index, video file, image folder, image or URL")
     src.add_argument("--rate", type=float, help="frames per second (default: the source's own)")
