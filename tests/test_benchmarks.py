@@ -22,8 +22,6 @@ CASES = {
                      "--sizes", "320x240"], "x floor"),
     "models": (["benchmarks/models.py", "--repeats", "1", "--warmup", "0", "--threads", "1",
                 "--models", "eye-state,mtcnn-onet"], "mtcnn-onet 16x3x48x48"),
-    "graph_latency": (["benchmarks/graph_latency.py", "--config", "faces_only", "--frames", "1",
-                       "--threads", "1"], "one process (compose)"),
     "pipeline_fps": (["benchmarks/pipeline_fps.py", "--repeats", "1", "--faces", "1",
                       "--threads", "1", "--sizes", "320x240"], "frames/s"),
 }
