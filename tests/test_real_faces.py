@@ -56,6 +56,19 @@ def test_landmarks_load_from_the_wheel_files_and_refuse_a_tampered_one(tmp_path)
         registry.create("face_landmarks", "mediapipe", weights_dir=tmp_path)
 
 
+def test_the_tflite_engine_is_the_installed_opencvs_classic_one(monkeypatch):
+    """OpenCV 5.0 calls it ENGINE_CLASSIC, 5.1 ENGINE_OPENCV (5.1 has no ENGINE_CLASSIC); the
+    fixtures above load and run the mesh through it."""
+    from gaze_perception.backends import mediapipe_mesh as mm
+    major_minor = tuple(int(v) for v in cv2.__version__.split(".")[:2])
+    expected = "ENGINE_CLASSIC" if major_minor < (5, 1) else "ENGINE_OPENCV"
+    assert hasattr(cv2.dnn, expected), f"OpenCV {cv2.__version__} lacks {expected}"
+    assert mm.tflite_engine() == getattr(cv2.dnn, expected)
+    monkeypatch.setattr(mm, "_ENGINE_NAMES", ("ENGINE_NOT_IN_ANY_OPENCV",))
+    with pytest.raises(WeightsError, match=f"OpenCV {cv2.__version__} has none"):
+        mm.tflite_engine()
+
+
 def test_468_points_inside_the_face_box_on_real_faces_and_batch_equals_single_calls(
         aflw, detector, mesher, astronaut):
     images = [astronaut] + [rgb(aflw / f) for f in ("image00019.jpg", "image00064.jpg",

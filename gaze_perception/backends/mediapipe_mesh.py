@@ -24,6 +24,21 @@ from .base import FaceLandmarker
 
 _MESH_OUT = ("conv2d_31", "conv2d_21")              # presence logit, 468 x (x, y, z)
 _IRIS_OUT = ("output_eyes_contours_and_brows", "output_iris")
+#: OpenCV's classic DNN engine, the one this path was checked with: `ENGINE_CLASSIC` in OpenCV 5.0,
+#: renamed `ENGINE_OPENCV` in 5.1 (which dropped the name; the mesh and iris outputs of 5.1's
+#: `ENGINE_OPENCV` are bit-equal to 5.0's `ENGINE_CLASSIC` on real face crops).
+_ENGINE_NAMES = ("ENGINE_CLASSIC", "ENGINE_OPENCV")
+
+
+def tflite_engine() -> int:
+    """The installed OpenCV's value for the classic engine (see `_ENGINE_NAMES`)."""
+    for name in _ENGINE_NAMES:
+        if hasattr(cv2.dnn, name):
+            return getattr(cv2.dnn, name)
+    raise weights.WeightsError(
+        f"OpenCV {cv2.__version__} has none of the DNN engines {', '.join(_ENGINE_NAMES)} that "
+        "read the Face Mesh / Iris TFLite files; install the OpenCV of requirements.lock "
+        "(make setup)")
 
 
 class MediaPipeFaceMesh(FaceLandmarker):
@@ -50,7 +65,7 @@ class MediaPipeFaceMesh(FaceLandmarker):
     def _load(spec: str, weights_dir: Optional[Path], what: str):
         path = weights.locate(spec, weights_dir, what)
         try:
-            return cv2.dnn.readNetFromTFLite(str(path), engine=cv2.dnn.ENGINE_CLASSIC)
+            return cv2.dnn.readNetFromTFLite(str(path), engine=tflite_engine())
         except cv2.error as exc:
             raise weights.WeightsError(f"{what} '{path}' cannot be read as TFLite: "
                                        f"{str(exc).strip().splitlines()[-1]}") from None
