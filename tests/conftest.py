@@ -54,3 +54,9 @@ def _seed():
         torch.manual_seed(0)
     except ImportError:
         pass
+
+
+def pytest_addoption(parser):
+    parser.addoption("--lock-drift", choices=("fail", "report"), default="fail",
+                     help="fail (default): the venv must equal requirements.lock; report: list "
+                          "what differs and skip that test (make test-latest)")
