@@ -354,22 +354,3 @@ def predict(module: nn.Module, dataset: Dataset, forward: Callable[[nn.Module, B
             batch = {k: v.to(device) for k, v in batch.items()}
             outs.append(forward(module, batch).float().cpu())
     return torch.cat(outs) if outs else torch.zeros(0)
-
-
-class CallbackTask(Task):
-    """A Task from plain functions (the face-crop trainers need no more)."""
-
-    def __init__(self, module: nn.Module, train_set: Dataset,
-                 loss: Callable[[nn.Module, Batch, Step], torch.Tensor],
-                 evaluate: Callable[[nn.Module], Dict[str, Any]],
-                 score: Callable[[Dict[str, Any]], Optional[float]],
-                 save: Callable[[Path, Dict[str, Any]], None]):
-        self.module, self._train_set = module, train_set
-        self.loss, self.evaluate, self.save = loss, evaluate, save
-        self._score = score
-
-    def train_set(self) -> Dataset:
-        return self._train_set
-
-    def score(self, row: Dict[str, Any]) -> Optional[float]:
-        return self._score(row)

@@ -8,7 +8,6 @@ that the CLI starts fast.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 from pathlib import Path
@@ -21,7 +20,6 @@ from ...models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, ch
                                     decide)
 from ..splits import split
 from . import data as ds
-from ...metrics import classification as metrics
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +167,7 @@ def train_main(args) -> int:
 def eval_main(args) -> int:
     from ...core.device import resolve_device
     from ...models.eye_state import load_eye_model, to_nchw
-    from .train import predict
+    from .evaluate import decision_figures, format_report, predict, write_predictions
 
     check_thresholds(args.threshold, args.unknown_below)
     device = resolve_device(args.device)
@@ -179,49 +177,18 @@ def eval_main(args) -> int:
     probs = predict(model, images, meta, device, args.batch_size)
     labels = np.array([s.label for s in samples])
     preds, unknown = decide(probs, args.threshold, args.unknown_below)
-    cm = metrics.confusion_matrix(labels, preds, len(meta.classes))
-    confident = ~unknown
     report = {
         "images": len(samples), "weights": str(args.weights), "data": str(args.data),
         "classes": meta.classes, "threshold": args.threshold,
-        "unknown_below": args.unknown_below, "accuracy": metrics.accuracy(cm),
-        "balanced_accuracy": metrics.balanced_accuracy(cm),
-        "per_class": metrics.per_class(cm, meta.classes), "confusion_matrix": cm.tolist(),
-        "unknown_rate": float(unknown.mean()),
-        "confident_accuracy": float((preds == labels)[confident].mean()) if confident.any()
-        else None,
+        "unknown_below": args.unknown_below,
+        **decision_figures(labels, preds, unknown, meta.classes),
     }
-    print(_format_report(report, cm))
+    print(format_report(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     csv_path = args.csv or (args.json.with_suffix(".csv") if args.json else None)
     if csv_path:
-        _write_predictions(csv_path, samples, meta.classes, preds, unknown, probs)
+        write_predictions(csv_path, samples, meta.classes, preds, unknown, probs)
         print(f"per-image predictions: {csv_path}")
     return 0
-
-
-def _format_report(r: Dict, cm: np.ndarray) -> str:
-    lines = [f"{r['images']} images, weights {r['weights']}, threshold {r['threshold']}, "
-             f"unknown below {r['unknown_below']}",
-             f"accuracy {r['accuracy']:.4f}  balanced accuracy {r['balanced_accuracy']:.4f}",
-             f"{'class':12s}{'precision':>10s}{'recall':>10s}{'f1':>10s}{'support':>10s}"]
-    for c, v in r["per_class"].items():
-        lines.append(f"{c:12s}{v['precision']:10.4f}{v['recall']:10.4f}{v['f1']:10.4f}"
-                     f"{v['support']:10d}")
-    lines += ["confusion matrix (rows: true, columns: predicted):",
-              metrics.format_confusion(cm, r["classes"]),
-              f"unknown rate {r['unknown_rate']:.4f}; accuracy of the others "
-              + ("-" if r["confident_accuracy"] is None else f"{r['confident_accuracy']:.4f}")]
-    return "\n".join(lines)
-
-
-def _write_predictions(path: Path, samples, classes, preds, unknown, probs) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", "label", "prediction", "unknown"] + [f"p_{c}" for c in classes])
-        for s, pred, unk, p in zip(samples, preds, unknown, probs):
-            writer.writerow([s.name, classes[s.label], classes[pred], int(unk)]
-                            + [f"{v:.6f}" for v in p])

@@ -1,5 +1,5 @@
-"""Eye-state training: the `fit` hooks and batched prediction over in-memory uint8 tensors
-(N, C, H, W).
+"""Eye-state training: the `fit` hooks over in-memory uint8 tensors (N, C, H, W), scored by
+`evaluate` (batched prediction, confusion-matrix figures).
 
 Augmentation runs on whole batches (one affine resampling, flips, brightness and contrast) and
 draws every random number from the epoch's generator, so a resumed run repeats a straight one.
@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...metrics.classification import (accuracy, balanced_accuracy, confusion_matrix,
-                                       per_class)
+from ...metrics.classification import confusion_matrix
 from ...models.eye_state import EyeModelMeta, normalize
 from ...models.state_dict import save_checkpoint
 from ..augment import Draws, jitter
 from ..fit import Task, TensorDataset
+from .evaluate import figures, predict
 
 MAX_ROTATION = math.radians(10)  # residual roll after landmark alignment
 MAX_ZOOM = 0.1                   # crop-scale mismatch between landmark detectors
@@ -93,23 +93,3 @@ class EyeTask(Task):
 
     def save(self, path, info) -> None:
         save_checkpoint(path, self.module, self.meta, info={**info, **self.info})
-
-
-def figures(prefix: str, cm: np.ndarray, classes: List[str]) -> Dict[str, float]:
-    """Accuracy, balanced accuracy and per-class recall of a confusion matrix."""
-    recalls = {f"{prefix}_recall_{c}": round(v["recall"], 5)
-               for c, v in per_class(cm, classes).items()}
-    return {f"{prefix}_acc": round(accuracy(cm), 5),
-            f"{prefix}_balanced_acc": round(balanced_accuracy(cm), 5), **recalls}
-
-
-@torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor, meta: EyeModelMeta, device: torch.device,
-            batch_size: int = 512) -> np.ndarray:
-    """Class probabilities (N, K) of uint8 images (N, C, H, W)."""
-    model.eval()
-    out = [np.zeros((0, len(meta.classes)), np.float32)]
-    for start in range(0, len(images), batch_size):
-        x = normalize(images[start:start + batch_size].to(device).float() / 255.0, meta)
-        out.append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
-    return np.concatenate(out)

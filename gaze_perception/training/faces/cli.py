@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
-import shutil
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
-import yaml
 
 from ...core import weights
-from ...core.safe_yaml import load_yaml_file, load_yaml_text
+from ...core.safe_yaml import load_yaml_text
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -185,22 +182,13 @@ def train_main(args) -> int:
     net.load_state_dict(best)
     scored = val_s if len(val_s) else train_s
     figures = face_train.evaluate(net, scored, loss_cfg, device)
-    path = _install(args.out, args.stage, best, f"trained by `gaze-perception train "
-                    f"face-detector --stage {args.stage}` on {args.boxes}")
+    path = face_train.install(args.out, args.stage, best, f"trained by `gaze-perception "
+                              f"train face-detector --stage {args.stage}` on {args.boxes}")
     print(f"{'validation' if len(val_s) else 'training'} samples {scored.counts()}")
-    print(format_sample_figures(figures))
+    print(face_train.format_sample_figures(figures))
     print(f"weights {path}; use `--weights-dir {args.out}` (backend parameter weights_dir) "
           f"to run or evaluate the cascade; figures and checkpoints in {run}")
     return 0
-
-
-def format_sample_figures(f: Dict[str, float]) -> str:
-    def num(key: str) -> str:
-        return "-" if math.isnan(f[key]) else f"{f[key]:.4f}"
-
-    return (f"face accuracy {num('acc_face')}  non-face accuracy {num('acc_non_face')}  "
-            f"box offset error {num('box_error')} (crop sides)  landmark error "
-            f"{num('landmark_error')} (inter-ocular distances)  loss {f['loss_total']:.4f}")
 
 
 def _held_out(n: int, fraction: float, seed: int) -> np.ndarray:
@@ -247,36 +235,8 @@ def _load_init(net, spec: str) -> None:
     load_strict(net, weights.load_state_dict(path), f"--init '{path}'")
 
 
-def _install(out: Path, stage: str, state, source: str) -> Path:
-    """Save `state` as out/mtcnn/<stage>.pt and pin all three stages in out/manifest.yaml;
-    a stage the folder lacks is copied from the package weights (sha256-checked)."""
-    import torch
-
-    manifest = out / "manifest.yaml"
-    entries = (load_yaml_file(manifest, "weights manifest") or {}).get("weights", {}) \
-        if manifest.is_file() else {}
-    path = out / "mtcnn" / f"{stage}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    entries[f"mtcnn_{stage}"] = {"file": f"mtcnn/{stage}.pt", "sha256": weights.sha256_of(path),
-                                 "source": source,
-                                 "licence": "trained in this project: the training data's "
-                                            "terms apply"}
-    published = weights.load_manifest()
-    for other in STAGE_NAMES:
-        name = f"mtcnn_{other}"
-        if name not in entries:
-            shutil.copyfile(weights.resolve(name), out / "mtcnn" / f"{other}.pt")
-            entry = published[name]
-            entries[name] = {"file": f"mtcnn/{other}.pt", "sha256": entry.sha256,
-                             "url": entry.url, "source": entry.source,
-                             "licence": entry.licence}
-    manifest.write_text(yaml.safe_dump({"weights": entries}, sort_keys=False))
-    return path
-
-
 def eval_main(args) -> int:
-    from ... import registry
+    from ...core import registry
     from . import data as face_data
     from . import evaluate as face_eval
 
@@ -294,7 +254,7 @@ def eval_main(args) -> int:
     report = face_eval.report(dets, dataset)
     report = {"backend": args.backend, "detector": detector.describe(), "data": str(args.data),
               "boxes": str(boxes), **report}
-    print(format_report(report))
+    print(face_eval.format_report(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
@@ -309,14 +269,3 @@ def _params(pairs) -> Dict[str, object]:
             raise ValueError(f"--param needs KEY=VALUE, got '{pair}'")
         out[key.strip()] = load_yaml_text(value, f"--param {key.strip()}")
     return out
-
-
-def format_report(r: Dict) -> str:
-    lines = [f"{r['detector']} on {r['images']} images: {r['faces']} faces "
-             f"({r['ignored_faces']} ignored), {r['detections']} detections",
-             f"AP@0.5 {r['ap50']:.4f}  AP@[0.5:0.95] {r['ap50_95']:.4f}"]
-    if r["landmark_faces"]:
-        error = "-" if r["landmark_error"] is None else f"{r['landmark_error']:.4f}"
-        lines.append(f"landmark error {error} (mean point distance / inter-ocular distance) "
-                     f"over {r['landmark_matched']} of {r['landmark_faces']} faces")
-    return "\n".join(lines)

@@ -34,3 +34,15 @@ def report(dets: Sequence[Detections], truth: Sequence[ImageFaces]) -> Dict[str,
             "landmark_faces": int(sum(len(t.points) for t in truth)),
             "landmark_matched": int(len(errors)),
             "landmark_error": float(errors.mean()) if len(errors) else None}
+
+
+def format_report(r: Dict) -> str:
+    """What `eval face-detector` prints of a report (`report` and the detector's name)."""
+    lines = [f"{r['detector']} on {r['images']} images: {r['faces']} faces "
+             f"({r['ignored_faces']} ignored), {r['detections']} detections",
+             f"AP@0.5 {r['ap50']:.4f}  AP@[0.5:0.95] {r['ap50_95']:.4f}"]
+    if r["landmark_faces"]:
+        error = "-" if r["landmark_error"] is None else f"{r['landmark_error']:.4f}"
+        lines.append(f"landmark error {error} (mean point distance / inter-ocular distance) "
+                     f"over {r['landmark_matched']} of {r['landmark_faces']} faces")
+    return "\n".join(lines)

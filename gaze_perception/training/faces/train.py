@@ -1,4 +1,5 @@
-"""Training one MTCNN stage on generated samples: multi-source loss, OHEM, figures, mining.
+"""Training one MTCNN stage on generated samples: multi-source loss, OHEM, figures, mining,
+and the weights folder a trained stage is installed in.
 
 Each sample type trains the heads it has labels for (Zhang et al., 2016): negatives and
 positives the face/non-face cross-entropy, positives and part faces the box offsets, landmark
@@ -8,14 +9,19 @@ classification losses in each batch.
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import Tensor, nn
 
+from ...core import weights
+from ...core.safe_yaml import load_yaml_file
 from ...models.mtcnn import ONet, PNet, RNet
 from ...metrics import classification as metrics
 from ...models.state_dict import save_atomic
@@ -158,3 +164,39 @@ def sample_figures(samples: Samples, reg: np.ndarray, pts: Optional[np.ndarray],
             if box.any() else math.nan,
             "landmark_error": float(normalised_point_error(pts[lm], samples.points[lm]).mean())
             if pts is not None and lm.any() else math.nan}
+
+
+def format_sample_figures(f: Dict[str, float]) -> str:
+    """The figures of `evaluate` as the line `train face-detector` prints."""
+    def num(key: str) -> str:
+        return "-" if math.isnan(f[key]) else f"{f[key]:.4f}"
+
+    return (f"face accuracy {num('acc_face')}  non-face accuracy {num('acc_non_face')}  "
+            f"box offset error {num('box_error')} (crop sides)  landmark error "
+            f"{num('landmark_error')} (inter-ocular distances)  loss {f['loss_total']:.4f}")
+
+
+def install(out: Path, stage: str, state, source: str) -> Path:
+    """Save `state` as out/mtcnn/<stage>.pt and pin all three stages in out/manifest.yaml;
+    a stage the folder lacks is copied from the package weights (sha256-checked)."""
+    manifest = out / "manifest.yaml"
+    entries = (load_yaml_file(manifest, "weights manifest") or {}).get("weights", {}) \
+        if manifest.is_file() else {}
+    path = out / "mtcnn" / f"{stage}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    entries[f"mtcnn_{stage}"] = {"file": f"mtcnn/{stage}.pt", "sha256": weights.sha256_of(path),
+                                 "source": source,
+                                 "licence": "trained in this project: the training data's "
+                                            "terms apply"}
+    published = weights.load_manifest()
+    for other in STAGES:
+        name = f"mtcnn_{other}"
+        if name not in entries:
+            shutil.copyfile(weights.resolve(name), out / "mtcnn" / f"{other}.pt")
+            entry = published[name]
+            entries[name] = {"file": f"mtcnn/{other}.pt", "sha256": entry.sha256,
+                             "url": entry.url, "source": entry.source,
+                             "licence": entry.licence}
+    manifest.write_text(yaml.safe_dump({"weights": entries}, sort_keys=False))
+    return path

@@ -19,10 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ...backends.detector_choice import add_detector_args, make_detector
-from ...core.gaze_coding import GAZE_CLASSES, LEFT, RIGHT, SELECTIONS
+from ...core.gaze_coding import GAZE_CLASSES, SELECTIONS
 from . import data as cd
-from ...metrics.agreement import cohen_kappa, compare_codings, percent_agreement
-from ...metrics.classification import confusion_matrix, format_confusion
 
 log = logging.getLogger(__name__)
 
@@ -67,43 +65,13 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="write the figures here")
 
 
-def _loss_of(meta, weight, augment: bool):
-    import torch
-    import torch.nn.functional as F
-
-    from ...models.face_crop import normalize
-    from ..augment import jitter, random_flips
-
-    swap = torch.arange(len(GAZE_CLASSES))
-    swap[LEFT], swap[RIGHT] = RIGHT, LEFT
-
-    def loss_of(model, batch, step):
-        x, y = batch["image"].float() / 255.0, batch["label"]
-        if augment:
-            flip = random_flips(len(x), step.draws).to(x.device)
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-            y = torch.where(flip, swap.to(y.device)[y], y)
-            x = jitter(x, step.draws)
-        with step.autocast():
-            logits = model(normalize(x, meta.mean, meta.std))
-        return F.cross_entropy(logits.float(), y, weight=weight)
-    return loss_of
-
-
-def _figures(labels: np.ndarray, probs: np.ndarray) -> dict:
-    cm = confusion_matrix(labels, probs.argmax(1), len(GAZE_CLASSES))
-    return {"val_agreement": percent_agreement(cm), "val_kappa": cohen_kappa(cm)}
-
-
 def train_main(args) -> int:
     import torch
 
-    from ...models.face_crop import normalize
     from ...models.gaze_coding import CodingMeta, build_model
-    from ...models.state_dict import save_checkpoint
     from ..args import fit_adamw_cosine, start_run
     from ..distributed import setup
-    from ..fit import CallbackTask, TensorDataset, predict
+    from .train import CodingTask
 
     cfg, state = start_run(args, TRAIN_DEFAULTS, SETTINGS)
     args = argparse.Namespace(**{**vars(args), **cfg})
@@ -133,53 +101,24 @@ def train_main(args) -> int:
 
     images = torch.from_numpy(crops.images).permute(0, 3, 1, 2)
     labels = torch.from_numpy(crops.labels)
-    train = TensorDataset(image=images[train_idx], label=labels[train_idx])
-    val = TensorDataset(image=images[val_idx], label=labels[val_idx]) if len(val_idx) else None
-
-    def forward(m, batch):
-        return torch.softmax(m(normalize(batch["image"].float() / 255.0, meta.mean, meta.std))
-                             .float(), dim=1)
-
-    def evaluate(m):
-        if val is None:
-            return {}
-        return _figures(labels[val_idx].numpy(), predict(m, val, forward, device,
-                                                         args.batch_size).numpy())
-
-    def save(path, info):
-        save_checkpoint(path, model, meta, info={**info, "data": str(args.data),
-                                                 "clips": [c.name for c in clips]})
-
-    # kappa says nothing when validation holds one class (it is 0 or undefined): use agreement
-    key = "val_kappa" if len(np.unique(crops.labels[val_idx])) > 1 else "val_agreement"
-    if val is not None and key == "val_agreement":
-        log.warning("validation holds one class only: choosing the best epoch by agreement")
-
-    def score(row):
-        return row[key] if val is not None else -row["train_loss"]
-
-    task = CallbackTask(model, train, _loss_of(meta, weight, args.augment), evaluate, score, save)
+    task = CodingTask(model, meta, images[train_idx], labels[train_idx], images[val_idx],
+                      labels[val_idx], weight, args.augment, device, args.batch_size,
+                      info={"data": str(args.data), "clips": [c.name for c in clips]})
     best = fit_adamw_cosine(task, cfg, args, device, state)
     if not dist.main or best["score"] is None:
         return 0
-    what = f"{key} {best['score']:.4f}" if val else f"training loss {-best['score']:.4f}"
+    what = (f"{task.key} {best['score']:.4f}" if task.val is not None
+            else f"training loss {-best['score']:.4f}")
     print(f"best epoch {best['epoch']} ({what}); checkpoints {args.out / 'best.pt'}, "
           f"{args.out / 'last.pt'}")
     return 0
 
 
 def eval_main(args) -> int:
-    report = compare_codings(cd.read_codes(args.pred), cd.read_codes(args.labels))
-    if not report["compared_frames"]:
-        raise cd.DataError(f"'{args.pred}' and '{args.labels}' share no frame that both code "
-                           "as away, left or right")
-    print(f"{report['compared_frames']} frames compared (of {report['label_frames']} labelled, "
-          f"{report['pred_frames']} predicted; no_face: {report['no_face_in_pred']} predicted, "
-          f"{report['no_face_in_labels']} labelled)")
-    print(f"percent agreement {report['percent_agreement']:.2f}  "
-          f"Cohen's kappa {report['cohen_kappa']:.4f}")
-    print("confusion matrix (rows: labels, columns: predictions):")
-    print(format_confusion(np.array(report["confusion_matrix"]), report["classes"]))
+    from .evaluate import compare, format_report
+
+    report = compare(args.pred, args.labels)
+    print(format_report(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

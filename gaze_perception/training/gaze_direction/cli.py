@@ -10,15 +10,11 @@ inside the commands so that the CLI starts fast.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Tuple
 
-import numpy as np
-
-from ...metrics.gaze_direction import angle_figures, point_figures
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -102,67 +98,26 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 # -- data --------------------------------------------------------------------------------------
-def _angle_samples(args, limit: float) -> List:
-    from . import data as dd
-
-    samples = dd.read_angle_csv(args.data, args.image_root, args.units)
-    kept = [s for s in samples if abs(s.yaw) < limit and abs(s.pitch) < limit]
-    if len(kept) < len(samples):
-        log.warning("%d of %d samples lie outside the bins (+-%g deg) and are left out",
-                    len(samples) - len(kept), len(samples), limit)
-    if not kept:
-        raise DataError(f"no sample of '{args.data}' lies within +-{limit:g} deg; check "
-                        "--units and --bins")
-    return kept
-
-
-def _capture_split(samples: List, val_fraction: float, seed: int):
-    """GazeCapture's own split when info.json gives one, else a session-disjoint split."""
-    from . import data as dd
-
-    if any(s.split for s in samples):
-        train = [s for s in samples if s.split == "train"]
-        if not train:
-            raise DataError("info.json files name a split but no session is 'train'")
-        return train, [s for s in samples if s.split == "val"]
-    return dd.split(samples, [s.session for s in samples], val_fraction, seed)
-
-
-class _Line(NamedTuple):
-    """One model line ready to train: data, model description and what to do with batches."""
-
-    train: object
-    val: Optional[object]
-    meta: object
-    loss_of: Callable
-    forward: Callable
-    figures: Callable[[np.ndarray, np.ndarray], Dict[str, float]]
-    error_key: str  # the validation figure to minimise
-
-
-def _line(args) -> _Line:
+def _datasets(args):
+    """(training set, validation set or None, model description) of the flags."""
     from ...models.gaze_direction import ITrackerMeta, L2CSMeta
     from . import data as dd
-    from . import train as fit
 
     if args.model == "l2cs":
         count, width = args.bins
         meta = L2CSMeta(backbone=args.backbone, bins=count, bin_width=width,
                         input_size=args.input_size, crop_scale=args.crop_scale)
-        samples = _angle_samples(args, meta.angle_bins.limit)
+        samples = dd.read_angles_within(args.data, args.image_root, args.units,
+                                        meta.angle_bins.limit)
         train, val = dd.split(samples, [s.group for s in samples], args.val_fraction, args.seed)
         make = lambda s: dd.AngleDataset(s, meta.input_size)  # noqa: E731
-        return _Line(make(train), make(val) if val else None, meta,
-                     fit.l2cs_loss_of(meta, args.alpha, args.augment), fit.l2cs_forward(meta),
-                     angle_figures, "angular_error")
+        return make(train), make(val) if val else None, meta
     meta = ITrackerMeta(face_size=args.input_size, eye_size=args.input_size,
                         crop_scale=args.crop_scale)
-    train, val = _capture_split(dd.read_gazecapture(args.data), args.val_fraction, args.seed)
+    train, val = dd.capture_split(dd.read_gazecapture(args.data), args.val_fraction, args.seed)
     make = lambda s: dd.CaptureDataset(  # noqa: E731
         s, meta.face_size, meta.eye_size, meta.crop_scale)
-    return _Line(make(train), make(val) if val else None, meta,
-                 fit.itracker_loss_of(meta, args.augment), fit.itracker_forward(meta),
-                 point_figures, "distance_cm")
+    return make(train), make(val) if val else None, meta
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -170,42 +125,27 @@ def train_main(args) -> int:
     import torch
 
     from ...models.gaze_direction import build_model
-    from ...models.state_dict import save_checkpoint
     from ..args import fit_adamw_cosine, start_run
     from ..distributed import setup
-    from ..fit import CallbackTask, predict
+    from .train import DirectionTask
 
     cfg, state = start_run(args, TRAIN_DEFAULTS, SETTINGS)
     args = argparse.Namespace(**{**vars(args), **cfg})
     if isinstance(args.bins, str):
         args.bins = _bins(args.bins)
     device, dist = setup(args.device)
-    line = _line(args)
-    train, val = line.train, line.val
+    train, val, meta = _datasets(args)
     if len(train) < 2:
         raise DataError(f"need at least 2 training samples, got {len(train)}")
     log.info("%d training samples, %d validation", len(train), len(val) if val else 0)
     torch.manual_seed(cfg["seed"])
-    model = build_model(line.meta).to(device)
-    val_true = val.targets() if val else None
-
-    def evaluate(m):
-        if val is None:
-            return {}
-        pred = predict(m, val, line.forward, device, cfg["batch_size"], args.workers).numpy()
-        return {f"val_{k}": v for k, v in line.figures(pred, val_true).items()}
-
-    def score(row):
-        return -row[f"val_{line.error_key}"] if val is not None else -row["train_loss"]
-
-    def save(path, info):
-        save_checkpoint(path, model, line.meta, info={**info, "data": str(args.data)})
-
-    task = CallbackTask(model, train, line.loss_of, evaluate, score, save)
+    model = build_model(meta).to(device)
+    task = DirectionTask(args.model, model, meta, train, val, device, args.augment, args.alpha,
+                         cfg["batch_size"], args.workers, info={"data": str(args.data)})
     best = fit_adamw_cosine(task, cfg, args, device, state)
     if not dist.main or best["score"] is None:
         return 0
-    what = (f"validation {line.error_key} {-best['score']:.4f}" if val else
+    what = (f"validation {task.error_key} {-best['score']:.4f}" if val else
             f"training loss {-best['score']:.4f}")
     print(f"best epoch {best['epoch']} ({what}); checkpoints {args.out / 'best.pt'}, "
           f"{args.out / 'last.pt'}")
@@ -217,14 +157,14 @@ def eval_main(args) -> int:
     from ...models.gaze_direction import load_direction_model
     from . import data as dd
     from . import train as fit
-    from ..fit import predict
+    from .evaluate import FIGURES, evaluate, format_report, write_predictions
 
     device = resolve_device(args.device)
     model, meta = load_direction_model(args.weights, args.model, device=device)
     if args.model == "l2cs":
         dataset = dd.AngleDataset(dd.read_angle_csv(args.data, args.image_root, args.units),
                                   meta.input_size)
-        forward, figures, columns = fit.l2cs_forward(meta), angle_figures, ("yaw", "pitch")
+        forward = fit.l2cs_forward(meta)
         names = [str(s.path) for s in dataset.samples]
     else:
         samples = dd.read_gazecapture(args.data)
@@ -233,26 +173,17 @@ def eval_main(args) -> int:
             if not samples:
                 raise DataError(f"no session of '{args.data}' is in split '{args.split}'")
         dataset = dd.CaptureDataset(samples, meta.face_size, meta.eye_size, meta.crop_scale)
-        forward, figures, columns = fit.itracker_forward(meta), point_figures, ("x_cm", "y_cm")
+        forward = fit.itracker_forward(meta)
         names = [str(s.frame) for s in samples]
-    pred = predict(model, dataset, forward, device, args.batch_size, args.workers).numpy()
     true = dataset.targets()
+    pred, figures = evaluate(model, dataset, forward, args.model, device, args.batch_size,
+                             args.workers, true)
     report = {"model": args.model, "weights": str(args.weights), "data": str(args.data),
-              "samples": len(dataset), **figures(pred, true)}
-    print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                    for k, v in report.items()))
+              "samples": len(dataset), **figures}
+    print(format_report(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.csv:
-        _write_predictions(args.csv, names, columns, true, pred)
+        write_predictions(args.csv, names, FIGURES[args.model][2], true, pred)
     return 0
-
-
-def _write_predictions(path: Path, names, columns, true, pred) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", *columns, *(f"pred_{c}" for c in columns)])
-        for name, t, p in zip(names, true, pred):
-            writer.writerow([name, *(f"{v:.4f}" for v in (*t, *p))])

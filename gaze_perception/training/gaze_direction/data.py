@@ -35,6 +35,7 @@ skipped.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ from ...core.gaze_direction import GRID
 from ...core.sources import SourceError, read_rgb
 from ..splits import split_indices
 from ..errors import DataError
+
+log = logging.getLogger(__name__)
 
 Box = Tuple[float, float, float, float]
 T = TypeVar("T")
@@ -118,6 +121,21 @@ def read_angle_csv(path: Path, image_root: Optional[Path] = None,
     if "group" in header and any(s.group is None for s in samples):
         raise DataError(f"CSV '{path}': every row needs a group when the column exists")
     return samples
+
+
+def read_angles_within(path: Path, image_root: Optional[Path], units: str,
+                       limit: float) -> List[AngleSample]:
+    """The samples of an angle CSV whose yaw and pitch lie within +-`limit` degrees (the range
+    of the L2CS bins); the others are left out with a warning."""
+    samples = read_angle_csv(path, image_root, units)
+    kept = [s for s in samples if abs(s.yaw) < limit and abs(s.pitch) < limit]
+    if len(kept) < len(samples):
+        log.warning("%d of %d samples lie outside the bins (+-%g deg) and are left out",
+                    len(samples) - len(kept), len(samples), limit)
+    if not kept:
+        raise DataError(f"no sample of '{path}' lies within +-{limit:g} deg; check "
+                        "--units and --bins")
+    return kept
 
 
 class AngleDataset(Dataset):
@@ -251,3 +269,15 @@ def split(items: Sequence[T], groups: Sequence[Optional[str]], val_fraction: flo
     (`training.splits` does the work)."""
     train, val = split_indices([0] * len(items), groups, val_fraction, seed)
     return [items[i] for i in train], [items[i] for i in val]
+
+
+def capture_split(samples: List[CaptureSample], val_fraction: float, seed: int
+                  ) -> Tuple[List[CaptureSample], List[CaptureSample]]:
+    """(train, val): GazeCapture's own split when info.json gives one, else a session-disjoint
+    split."""
+    if any(s.split for s in samples):
+        train = [s for s in samples if s.split == "train"]
+        if not train:
+            raise DataError("info.json files name a split but no session is 'train'")
+        return train, [s for s in samples if s.split == "val"]
+    return split(samples, [s.session for s in samples], val_fraction, seed)

@@ -1,17 +1,21 @@
-"""What training and evaluation do with a batch of each gaze-direction model: its loss (with
-augmentation) and its outputs (L2CS: yaw, pitch in degrees; iTracker: x, y in cm)."""
+"""Gaze-direction training: the `fit` hooks of either model, and what training and evaluation
+do with a batch of each: its loss (with augmentation) and its outputs (L2CS: yaw, pitch in
+degrees; iTracker: x, y in cm)."""
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Dataset
 
 from ...models.face_crop import normalize
 from ...models.gaze_direction import ITrackerMeta, L2CSMeta, l2cs_loss
+from ...models.state_dict import save_checkpoint
 from ..augment import Draws, jitter, random_flips
-from ..fit import Step
+from ..fit import Step, Task
+from .evaluate import FIGURES, evaluate
 
 Batch = Dict[str, torch.Tensor]
 
@@ -71,3 +75,41 @@ def itracker_loss_of(meta: ITrackerMeta, augment: bool):
             out = model(*inputs)
         return F.mse_loss(out.float(), batch["target"])
     return loss_of
+
+
+class DirectionTask(Task):
+    """An L2CS (`kind` "l2cs") or iTracker ("itracker") model on its samples: the model's loss
+    with augmentation, the figures of its outputs on the validation samples, the best epoch by
+    the lowest validation error (angular error, distance in cm; without validation the lowest
+    training loss)."""
+
+    def __init__(self, kind: str, model: nn.Module, meta: Any, train: Dataset,
+                 val: Optional[Dataset], device: torch.device, augmented: bool, alpha: float,
+                 batch_size: int, workers: int, info: Dict):
+        self.kind, self.module, self.meta, self.data, self.val = kind, model, meta, train, val
+        self.device, self.batch_size, self.workers, self.info = device, batch_size, workers, info
+        if kind == "l2cs":
+            self._loss, self.forward = l2cs_loss_of(meta, alpha, augmented), l2cs_forward(meta)
+        else:
+            self._loss, self.forward = itracker_loss_of(meta, augmented), itracker_forward(meta)
+        self.error_key = FIGURES[kind][1]  # the validation figure to minimise
+        self.val_true = val.targets() if val is not None else None
+
+    def train_set(self):
+        return self.data
+
+    def loss(self, module, batch, step):
+        return self._loss(module, batch, step)
+
+    def evaluate(self, module) -> Dict[str, float]:
+        if self.val is None:
+            return {}
+        _, figures = evaluate(module, self.val, self.forward, self.kind, self.device,
+                              self.batch_size, self.workers, self.val_true)
+        return {f"val_{k}": v for k, v in figures.items()}
+
+    def score(self, row) -> float:
+        return -row[f"val_{self.error_key}"] if self.val is not None else -row["train_loss"]
+
+    def save(self, path, info) -> None:
+        save_checkpoint(path, self.module, self.meta, info={**info, **self.info})

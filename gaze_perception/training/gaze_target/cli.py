@@ -184,14 +184,6 @@ def _settings(args, saved: Optional[Dict]) -> Dict:
     return resumed_settings(saved, given)
 
 
-def _amp_dtype(device, enabled: bool):
-    import torch
-
-    if device.type != "cuda" or not enabled:
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def _splits(cfg: Dict):
     """Training and test people; GazeFollow trains on in-frame rows only, as the reference."""
     dataset, root = cfg["dataset"], Path(cfg["root"])
