@@ -42,3 +42,23 @@ def test_the_check_names_a_wrong_version_a_missing_and_an_unlocked_distribution(
     assert drift["pyyaml"].locked is None and drift["pyyaml"].installed
     assert "gaze-perception" not in drift          # editable, from this folder
     assert len(drift) == 3
+
+
+def test_make_lock_and_make_test_latest_do_what_the_docs_say():
+    """Dry runs (`make -n -B`: every step, done or not): `make lock` compiles requirements.in with hashes in its own venv;
+    `make test-latest` runs the suite in .venv-latest from the loose requirements, newest."""
+    import subprocess
+
+    def dry(target):
+        res = subprocess.run(["make", "-n", "-B", target], cwd=lock_check.REPO, text=True,
+                             capture_output=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+    lock = dry("lock")
+    assert ".venv-lock/bin/pip-compile" in lock and "--generate-hashes" in lock
+    assert "--output-file requirements.lock" in lock and "requirements.in" in lock
+    latest = dry("test-latest")
+    assert "--upgrade --upgrade-strategy eager -r requirements.in" in latest
+    assert ".venv-latest/bin/pytest" in latest and "--lock-drift=report" in latest
+    assert "--require-hashes" not in latest.split("test-latest", 1)[-1]
