@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from gaze_perception.graph import reserve_domain_id
+from gaze_perception.dds import isolated_ros_env, reserve_domain_id
 
 pytestmark = pytest.mark.ros
 
@@ -137,7 +137,9 @@ RUN = textwrap.dedent("""
     from pathlib import Path
     random.seed(0)  # as the test fixture seeds every test: the domain must not follow it
     import rclpy
-    from gaze_perception.graph import NodeProcess, NodeSpec, isolated_ros_env
+    from gaze_perception.dds import isolated_ros_env
+    from gaze_perception.graph import NodeSpec
+    from gaze_perception.processes import NodeProcess
     tag, frames, ready, other = sys.argv[1:5]
     env = isolated_ros_env()
     node = NodeProcess(NodeSpec("source", name=f"run_{tag}", parameters={
@@ -186,7 +188,7 @@ def test_two_concurrent_runs_never_see_each_others_nodes(tmp_path, frames):
 def test_domain_ids_ignore_the_seeded_random_module_and_are_held():
     import random
 
-    from gaze_perception.graph import DOMAIN_LOCK_DIR, release_domain_ids
+    from gaze_perception.dds import DOMAIN_LOCK_DIR, release_domain_ids
 
     random.seed(0)
     first = reserve_domain_id()
@@ -203,3 +205,14 @@ def test_domain_ids_ignore_the_seeded_random_module_and_are_held():
                             f"f = open({str(DOMAIN_LOCK_DIR / f'{first}.lock')!r}, 'a')\n"
                             "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"], timeout=30)
     assert probe.returncode == 0  # released
+
+
+def test_a_node_stopped_while_it_starts_exits_quietly():
+    """Ctrl-C reaching a node before it spins (its graph stopped while it still loaded, as `up`
+    does when the source fails at once) ends it with status 0 and no traceback."""
+    code = ("from gaze_perception.nodes.common import spin_nodes\n"
+            "def make():\n    raise KeyboardInterrupt\n"
+            "spin_nodes(make)\n")
+    res = subprocess.run([sys.executable, "-c", code], env=isolated_ros_env(), text=True,
+                         capture_output=True, timeout=120)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr

@@ -24,7 +24,7 @@ from ..core.image import ImageError
 from ..core.threads import STANDARD_MODEL_PROCESSES, apply_threads, current_threads
 from ..core.types import CameraIntrinsics
 from ..lifetime import die_with_parent
-from .convert import msg_to_rgb, rgb_to_image
+from ..messages import msg_to_rgb, rgb_to_image
 from .params import Range, descriptor
 
 CONFIGURE_FAILED = "configure failed"
@@ -387,8 +387,13 @@ def spin_nodes(make_nodes: Callable[[], list], args=None) -> None:
     """`spin` for the nodes `make_nodes()` builds after rclpy.init (several: one executor with
     a thread per node, nodes/composed.py); the process fails when any of them does."""
     die_with_parent()
-    rclpy.init(args=args)
-    nodes = make_nodes()
+    try:
+        rclpy.init(args=args)
+        nodes = make_nodes()
+    except KeyboardInterrupt:  # stopped while starting (its graph stopped first): no traceback
+        if rclpy.ok():
+            rclpy.shutdown()
+        return
     started = False
     # one node: rclpy's global executor, as before the composed graph existed
     executor = (None if len(nodes) == 1 else
