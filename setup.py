@@ -1,8 +1,45 @@
+import importlib.util
+import sys
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 package_name = "gaze_perception"
+
+# The stage table (its entry-point groups, the node executables), loaded alone: setup.py must
+# not import the package.
+_spec = importlib.util.spec_from_file_location(
+    "_gaze_stages", Path(__file__).resolve().parent / package_name / "core" / "stages.py")
+stages = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)  # dataclasses look
+_spec.loader.exec_module(stages)                                            # it up there
+
+#: the backends this package ships, by stage kind
+BACKENDS = {
+    "face_detector": [
+        "mtcnn = gaze_perception.backends.mtcnn:MTCNNDetector",
+        "yunet = gaze_perception.backends.yunet:YuNetDetector",
+        "retinaface = gaze_perception.backends.retinaface:RetinaFaceDetector",
+    ],
+    "face_landmarks": [
+        "mediapipe = gaze_perception.backends.mediapipe_mesh:MediaPipeFaceMesh",
+    ],
+    "eye_state": [
+        "timm_eye = gaze_perception.backends.timm_eye:TimmEyeState",
+    ],
+    "gaze_target": [
+        "gazelle = gaze_perception.backends.gazelle:GazeLLEBackend",
+        "head_pose = gaze_perception.backends.head_pose_gaze:HeadPoseGaze",
+    ],
+    "gaze_direction": [
+        "iris = gaze_perception.backends.iris_gaze:IrisGazeDirection",
+        "l2cs = gaze_perception.backends.gaze_direction:L2CSGazeDirection",
+        "itracker = gaze_perception.backends.gaze_direction:ITrackerScreenPoint",
+    ],
+    "gaze_coding": [
+        "icatcher = gaze_perception.backends.gaze_coding:InfantGazeCoder",
+    ],
+}
 
 setup(
     name=package_name,
@@ -27,36 +64,8 @@ setup(
     entry_points={
         "console_scripts": [
             "gaze-perception = gaze_perception.cli.main:main",
-            "face_detector = gaze_perception.nodes.face_detector:main",
-            "eye_state = gaze_perception.nodes.eye_state:main",
-            "gaze_target = gaze_perception.nodes.gaze_target:main",
-            "source = gaze_perception.nodes.source:main",
-            "attention = gaze_perception.nodes.attention:main",
-            "gaze_coding = gaze_perception.nodes.gaze_coding:main",
-            "composed = gaze_perception.nodes.composed:main",
+            *(f"{name} = {node.split(':')[0]}:main" for name, node in stages.nodes().items()),
         ],
-        "gaze_perception.face_detectors": [
-            "mtcnn = gaze_perception.backends.mtcnn:MTCNNDetector",
-            "yunet = gaze_perception.backends.yunet:YuNetDetector",
-            "retinaface = gaze_perception.backends.retinaface:RetinaFaceDetector",
-        ],
-        "gaze_perception.face_landmarks": [
-            "mediapipe = gaze_perception.backends.mediapipe_mesh:MediaPipeFaceMesh",
-        ],
-        "gaze_perception.gaze_direction": [
-            "iris = gaze_perception.backends.iris_gaze:IrisGazeDirection",
-            "l2cs = gaze_perception.backends.gaze_direction:L2CSGazeDirection",
-            "itracker = gaze_perception.backends.gaze_direction:ITrackerScreenPoint",
-        ],
-        "gaze_perception.gaze_coding": [
-            "icatcher = gaze_perception.backends.gaze_coding:InfantGazeCoder",
-        ],
-        "gaze_perception.eye_state": [
-            "timm_eye = gaze_perception.backends.timm_eye:TimmEyeState",
-        ],
-        "gaze_perception.gaze_targets": [
-            "gazelle = gaze_perception.backends.gazelle:GazeLLEBackend",
-            "head_pose = gaze_perception.backends.head_pose_gaze:HeadPoseGaze",
-        ],
+        **{stages.by_kind(kind).group: entries for kind, entries in BACKENDS.items()},
     },
 )

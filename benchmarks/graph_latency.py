@@ -21,11 +21,14 @@ import time
 from gaze_perception.core.config import load_pipeline_config
 from gaze_perception.core.pipeline import Pipeline
 from gaze_perception.core.threads import apply_threads, resolve_threads
-from gaze_perception.graph import NodeProcess, isolated_ros_env, node_specs
+from gaze_perception.dds import isolated_ros_env
+from gaze_perception.core import stages as stage_table
+from gaze_perception.graph import node_specs
+from gaze_perception.processes import NodeProcess
 from gaze_perception.samples import demo_sequence
 
-STAGES = {"faces": ("faces", "face_detector"), "eyes": ("eye_states", "eye_state"),
-          "gaze": ("gaze_targets", "gaze_target")}
+#: output topic and node of each stage with a node of its own (the stage table)
+STAGES = {s.key: (s.topic, s.kind) for s in stage_table.STAGES if s.node}
 
 
 def _topic(ns: str, name: str) -> str:

@@ -23,11 +23,14 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # before anything reads the
 
 from gaze_perception.core.config import load_pipeline_config  # noqa: E402
 from gaze_perception.core.threads import available_cores, resolve_threads  # noqa: E402
-from gaze_perception.graph import (NodeProcess, isolated_ros_env, node_specs,  # noqa: E402
-                                   stage_threads)
+from gaze_perception.core import stages as stage_table  # noqa: E402
+from gaze_perception.dds import isolated_ros_env  # noqa: E402
+from gaze_perception.graph import node_specs, stage_threads  # noqa: E402
+from gaze_perception.processes import NodeProcess  # noqa: E402
 from gaze_perception.samples import demo_sequence  # noqa: E402
 
-STAGE_TOPICS = {"faces": "faces", "eyes": "eye_states", "gaze": "gaze_targets"}
+#: output topic of each stage with a node of its own (the stage table)
+STAGE_TOPICS = {s.key: s.topic for s in stage_table.STAGES if s.node}
 
 
 def run_graph(config, threads: int, frames, seconds: float, rate: float,

@@ -28,7 +28,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-OUTPUTS = {"faces": "faces", "eyes": "eye_states", "gaze": "gaze_targets"}
+from gaze_perception.core import stages as stage_table  # noqa: E402
+
+#: output topic of each stage with a node of its own (the stage table)
+OUTPUTS = {s.key: s.topic for s in stage_table.STAGES if s.node}
 
 
 def frames(width: int, height: int, count: int, faces: int, seed: int = 0):
@@ -85,7 +88,9 @@ def main() -> int:
     args = ap.parse_args()
 
     from gaze_perception.core.config import load_pipeline_config
-    from gaze_perception.graph import NodeProcess, isolated_ros_env, node_specs
+    from gaze_perception.dds import isolated_ros_env
+    from gaze_perception.graph import node_specs
+    from gaze_perception.processes import NodeProcess
 
     config = load_pipeline_config(args.config)
     specs = node_specs(config, device=args.device)
@@ -101,7 +106,7 @@ def main() -> int:
           f"for {args.seconds:g} s, {args.faces} faces per frame", flush=True)
 
     from gaze_perception.nodes.client import GraphClient
-    from gaze_perception.nodes.convert import rgb_to_image
+    from gaze_perception.messages import rgb_to_image
 
     procs = [NodeProcess(s, env, echo=False) for s in specs]
     client = GraphClient(outputs=[*outputs.values(), "diagnostics"], image_topic=image_topic,

@@ -1,33 +1,26 @@
-"""Start perception nodes as separate processes (where `ros2 launch` is not available) with
-parameters and remappings passed as `--ros-args`. Used by `demo`, the tests and `up`."""
+"""The graph specification of a pipeline: which nodes (one per stage of the stage table with a
+node, the source and attention nodes around them), with which parameters, remappings and
+threads, as `NodeSpec`s: separate processes or one (`composed_spec`). `up`, `demo`, the launch
+file and the tests read it; `processes.py` starts the specs, `dds.py` isolates their domain."""
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import random
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, List, Optional
 
-from .lifetime import PARENT_PID_ENV
+from .core import stages
 
-#: executable name → module with main()
-NODE_MODULES = {
-    "source": "gaze_perception.nodes.source",
-    "face_detector": "gaze_perception.nodes.face_detector",
-    "eye_state": "gaze_perception.nodes.eye_state",
-    "gaze_target": "gaze_perception.nodes.gaze_target",
-    "attention": "gaze_perception.nodes.attention",
-    "gaze_coding": "gaze_perception.nodes.gaze_coding",
-    "composed": "gaze_perception.nodes.composed",  # all of a graph's nodes in one process
-}
+
+def node_module(executable: str) -> str:
+    """The module with main() of a node executable (the stage table's `nodes()`)."""
+    return stages.nodes()[executable].split(":")[0]
+
+
+def stage_nodes() -> Dict[str, str]:
+    """Pipeline stage → node executable, for each stage with a node of its own (the landmark
+    stage runs in the face node)."""
+    return {s.key: s.kind for s in stages.STAGES if s.node}
 #: parameters of the source and attention nodes whose YAML value may have another type than
 #: the declared one (`rate: 10`, `source: 0`), which ROS refuses
 FLOAT_PARAMS = {"rate", "window", "min_inout", "max_frame_gap"}
@@ -44,7 +37,7 @@ class NodeSpec:
     arguments: List[str] = field(default_factory=list)  # before --ros-args (composed: --graph)
 
     def command(self) -> List[str]:
-        cmd = [sys.executable, "-m", NODE_MODULES[self.executable], *self.arguments,
+        cmd = [sys.executable, "-m", node_module(self.executable), *self.arguments,
                "--ros-args"]
         if self.name:
             cmd += ["-r", f"__node:={self.name}"]
@@ -61,8 +54,6 @@ class NodeSpec:
 #: when one changes); with `weights_dir`, the rest of a face stage goes in `backend_params`.
 FACE_DETECTOR_PARAMS = ("min_face_size", "thresholds", "max_faces")
 FACE_NODE_PARAMS = FACE_DETECTOR_PARAMS + ("weights_dir",)
-#: pipeline stage → node executable
-STAGE_NODES = {"faces": "face_detector", "eyes": "eye_state", "gaze": "gaze_target"}
 
 
 def node_specs(config, image_topic: str = "", namespace: str = "", device: str = "",
@@ -128,8 +119,8 @@ def _separate_specs(config, image_topic, namespace, device, reliability, source,
 
     shares = stage_threads(config, threads)
     specs = []
-    for stage, executable in STAGE_NODES.items():
-        st = getattr(config, stage)
+    for stage, executable in stage_nodes().items():
+        st = config.stage(stage)
         if st is None:
             continue
         params: Dict[str, object] = {"backend": st.backend}
@@ -146,8 +137,8 @@ def _separate_specs(config, image_topic, namespace, device, reliability, source,
                 params.update({f"tracking_{k}": v for k, v in config.tracking.as_dict().items()})
         else:
             params["backend_params"] = json.dumps(st.params)
-            if stage == "gaze" and config.landmarks is not None:  # the eyes' directions, once
-                params["landmark_directions"] = True
+            if config.landmarks is not None and "eye_directions" in _backend_uses(stage, st):
+                params["landmark_directions"] = True  # the eyes' directions, computed once
         params["threads"] = shares[stage]
         specs.append(spec(executable, params))
     source_params = {**(graph.source or {}), **(source or {})}
@@ -159,9 +150,10 @@ def _separate_specs(config, image_topic, namespace, device, reliability, source,
     return specs
 
 
-#: stages whose model runs on crops or is geometry: one thread is plenty (the eye model is a
-#: 0.14 M-parameter net on 24x24 crops; head-pose gaze is a ray cast)
-LIGHT_STAGES = {"eyes": None, "gaze": {"head_pose"}}  # stage -> light backends (None: all)
+def _backend_uses(stage: str, st) -> frozenset:
+    from .core import registry
+
+    return registry.backend_class(stages.by_key(stage).kind, st.backend).uses
 
 
 def stage_threads(config, threads: int = 0) -> Dict[str, int]:
@@ -172,17 +164,16 @@ def stage_threads(config, threads: int = 0) -> Dict[str, int]:
     classroom graph did fewer frames per second with 1/1/1 threads than with 2/2/2."""
     from .core.threads import env_threads, resolve_threads
 
-    stages = {s: getattr(config, s) for s in STAGE_NODES if getattr(config, s) is not None}
-    light = {s for s, st in stages.items() if s in LIGHT_STAGES
-             and (LIGHT_STAGES[s] is None or st.backend in LIGHT_STAGES[s])}
+    configured = {s: config.stage(s) for s in stage_nodes() if config.stage(s) is not None}
+    light = {s for s, st in configured.items() if stages.by_key(s).is_light(st.backend)}
     if threads or env_threads():
-        return {s: resolve_threads(threads, len(stages)) for s in stages}
-    heavy = max(1, len(stages) - len(light))
-    return {s: 1 if s in light else resolve_threads(0, heavy) for s in stages}
+        return {s: resolve_threads(threads, len(configured)) for s in configured}
+    heavy = max(1, len(configured) - len(light))
+    return {s: 1 if s in light else resolve_threads(0, heavy) for s in configured}
 
 
 def _attention_params(config) -> Dict[str, object]:
-    from .analytics.regions import Regions
+    from .core.regions import Regions
 
     params = dict(config.graph.attention)
     regions = params.pop("regions", None) or {}
@@ -206,166 +197,3 @@ def _param_text(value) -> str:
     if isinstance(value, str):  # YAML single quotes: a string stays a string ("{}", "1", "")
         return "'" + value.replace("'", "''") + "'"
     return repr(value)
-
-
-def node_env(base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """Environment for node processes: unbuffered output, and Fast DDS with a shared-memory
-    segment large enough for camera images (config/fastdds_large_shm.xml) unless the user
-    chose a profile; without it, best-effort images between processes are mostly lost."""
-    from .core.config import config_dir
-
-    env = dict(os.environ if base is None else base)
-    env["PYTHONUNBUFFERED"] = "1"
-    if "FASTDDS_DEFAULT_PROFILES_FILE" not in env and "FASTRTPS_DEFAULT_PROFILES_FILE" not in env:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(config_dir() / "fastdds_large_shm.xml")
-    return env
-
-
-def remove_stale_shm(directory: str = "/dev/shm") -> int:
-    """Remove the Fast DDS shared-memory files of processes that died without cleaning up (a
-    SIGKILL, a crash): each segment `fastdds_X` comes with a lock file `fastdds_X_el` that its
-    users hold (flock) while alive; where an exclusive lock can be taken nobody uses it, and the
-    segment, its lock file and its semaphore go (what `fastdds shm clean` does). Hundreds of
-    such files made later participants lose large best-effort images (tests that drive `ros2
-    lifecycle` stopped getting faces). Returns how many segments were removed."""
-    import fcntl
-
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return 0
-    removed = 0
-    for name in names:
-        if not (name.startswith("fastdds_") and name.endswith("_el")):
-            continue
-        lock_path = os.path.join(directory, name)
-        try:
-            fd = os.open(lock_path, os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue                       # in use
-        segment = name[:-len("_el")]
-        for stale in (segment, f"sem.{segment}_mutex", name):
-            try:
-                os.unlink(os.path.join(directory, stale))
-            except OSError:
-                pass
-        os.close(fd)
-        removed += 1
-    return removed
-
-
-#: ROS domain ids safe on Linux (ports below the ephemeral range); 0 is everyone's default
-FREE_DOMAIN_IDS = tuple(range(1, 102)) + tuple(range(215, 233))
-#: one lock file per domain id: a run holds the lock of each domain it uses
-DOMAIN_LOCK_DIR = Path(tempfile.gettempdir()) / "gaze_perception_ros_domains"
-_held_domains: Dict[int, object] = {}  # domain id -> open lock file of this process
-
-
-def reserve_domain_id() -> int:
-    """A ROS domain id no other process on this machine holds, chosen by the OS's random source
-    (unaffected by `random.seed`) and held by an exclusive lock file until `release_domain_ids`
-    or the end of this process (the OS drops the lock of a dead process), so two concurrent
-    runs (two test sessions, a test session and a demo) never share a domain."""
-    import fcntl
-
-    DOMAIN_LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    candidates = [d for d in FREE_DOMAIN_IDS if d not in _held_domains]
-    random.SystemRandom().shuffle(candidates)
-    for domain in candidates:
-        lock = open(DOMAIN_LOCK_DIR / f"{domain}.lock", "a")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            continue
-        _held_domains[domain] = lock
-        return domain
-    raise RuntimeError(f"every ROS domain id in {DOMAIN_LOCK_DIR} is held by another process")
-
-
-def release_domain_ids() -> None:
-    """Give back every domain id this process reserved (the tests do after each test)."""
-    while _held_domains:
-        _held_domains.popitem()[1].close()
-
-
-def isolated_ros_env(domain_id: Optional[int] = None) -> Dict[str, str]:
-    """`node_env` with its own ROS_DOMAIN_ID (`reserve_domain_id` unless given) and ROS_LOG_DIR
-    so runs do not see each other."""
-    env = node_env()
-    env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else reserve_domain_id())
-    env.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="gaze_ros_log_"))
-    return env
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def stop_on_signals():
-    """Within the block SIGTERM and SIGHUP (the terminal closed) raise KeyboardInterrupt as
-    Ctrl-C does, so the caller's clean-up stops its nodes; the old handlers come back after."""
-    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    previous = {sig: signal.signal(sig, _interrupt) for sig in wanted}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-class NodeProcess:
-    """A node in its own process; its output lines are prefixed with the node name."""
-
-    def __init__(self, spec: NodeSpec, env: Dict[str, str], echo: bool = True):
-        self.spec = spec
-        self.label = spec.name or spec.executable
-        self.lines: List[str] = []
-        # Own process group: a terminal's Ctrl-C reaches only the parent, which stops each node
-        # with one SIGINT (a second one, arriving mid-shutdown, would kill it uncleanly).
-        # The node asks the kernel to stop it when this process dies, however (lifetime.py).
-        env = {**env, PARENT_PID_ENV: str(os.getpid())}
-        self.proc = subprocess.Popen(spec.command(), env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1,
-                                     process_group=0)
-        self._reader = threading.Thread(target=self._pump, args=(echo,), daemon=True)
-        self._reader.start()
-
-    def _pump(self, echo: bool) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if echo:
-                sys.stderr.write(f"[{self.label}] {line}")
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait_for_output(self, *texts: str, timeout: float = 10.0) -> bool:
-        """Whether the output shows all `texts` within `timeout` (a thread reads it, so a line
-        the node has written may not be here yet)."""
-        end = time.monotonic() + timeout
-        while not all(t in self.output for t in texts) and time.monotonic() < end:
-            time.sleep(0.05)
-        return all(t in self.output for t in texts)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGINT, then SIGKILL after `timeout`; returns the exit code."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(2.0)
-        return self.proc.returncode

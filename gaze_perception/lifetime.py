@@ -2,7 +2,7 @@
 ask the kernel for SIGTERM when their parent dies, however it dies (SIGHUP, SIGTERM, SIGKILL),
 so no node is left running as an orphan. rclpy stops a node cleanly on SIGTERM.
 
-`graph.NodeProcess` names the parent in the child's environment (PARENT_PID_ENV); the node's
+`processes.NodeProcess` names the parent in the child's environment (PARENT_PID_ENV); the node's
 `spin()` calls `die_with_parent()` first thing. Linux only (prctl PR_SET_PDEATHSIG); elsewhere
 a no-op. The signal comes when the *thread* that started the child ends, so start node
 processes from a thread that lives as long as they should (the main thread in our tools)."""

@@ -28,20 +28,37 @@ def astronaut() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut())
 
 
+@pytest.fixture(scope="session")
+def seeded_checkpoints(tmp_path_factory) -> Path:
+    """Seeded L2CS (l2cs.pt) and gaze-coding (coding.pt) checkpoints in one folder: no weights
+    for those lines ship with the package."""
+    import torch
+
+    from gaze_perception.models import gaze_coding, gaze_direction
+    from gaze_perception.models.state_dict import save_checkpoint
+    root = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    l2cs = gaze_direction.L2CSMeta(backbone="resnet18", bins=28, bin_width=3.0, input_size=48)
+    save_checkpoint(root / "l2cs.pt", gaze_direction.build_model(l2cs), l2cs)
+    coding = gaze_coding.CodingMeta(arch="resnet18", input_size=48)
+    save_checkpoint(root / "coding.pt", gaze_coding.build_model(coding), coding)
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _release_ros_domains():
-    """Domain ids a test reserved (`graph.reserve_domain_id`: OS randomness, unaffected by the
+    """Domain ids a test reserved (`dds.reserve_domain_id`: OS randomness, unaffected by the
     seeding below, and a lock file per id so concurrent runs never share one) go back after
     the test."""
     yield
-    from gaze_perception.graph import release_domain_ids
+    from gaze_perception.dds import release_domain_ids
     release_domain_ids()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_stale_shared_memory():
     """Fast DDS segments left by killed processes (earlier runs, SIGKILL tests) go first."""
-    from gaze_perception.graph import remove_stale_shm
+    from gaze_perception.dds import remove_stale_shm
     remove_stale_shm()
 
 

@@ -1,7 +1,9 @@
 """Helpers for tests that start real nodes: isolated domain, node process, client."""
 import contextlib
 
-from gaze_perception.graph import NodeProcess, NodeSpec, isolated_ros_env
+from gaze_perception.dds import isolated_ros_env
+from gaze_perception.graph import NodeSpec
+from gaze_perception.processes import NodeProcess
 
 
 @contextlib.contextmanager

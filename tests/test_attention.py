@@ -9,7 +9,7 @@ import yaml
 
 from gaze_perception.analytics.attention import (AttentionAccumulator, Observation,
                                                  frame_observations, gaze_label)
-from gaze_perception.analytics.regions import Regions
+from gaze_perception.core.regions import Regions
 from gaze_perception.cli.main import main
 from gaze_perception.core.types import EyeState, Face, GazeTarget
 
@@ -165,8 +165,10 @@ def test_attention_node_publishes_summaries():
     from std_msgs.msg import Header
 
     from gaze_msgs.msg import AttentionSummary, FaceArray, GazeTargetArray
-    from gaze_perception.graph import NodeProcess, NodeSpec, isolated_ros_env
-    from gaze_perception.nodes.convert import faces_to_msg, gaze_to_msg
+    from gaze_perception.dds import isolated_ros_env
+    from gaze_perception.graph import NodeSpec
+    from gaze_perception.processes import NodeProcess
+    from gaze_perception.messages import faces_to_msg, gaze_to_msg
 
     env = isolated_ros_env()
     spec = NodeSpec("attention", parameters={"regions": json.dumps(REGIONS), "rate": 20.0,

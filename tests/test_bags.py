@@ -13,7 +13,7 @@ from gaze_msgs.msg import EyeState, EyeStateArray, Face, FaceArray, GazeTarget, 
 from gaze_perception.bags.bagfile import BagReader, BagWriter
 from gaze_perception.bags.errors import BagError, TopicNotFoundError
 from gaze_perception.cli.main import main
-from gaze_perception.nodes.convert import msg_to_faces, rgb_to_image
+from gaze_perception.messages import msg_to_faces, rgb_to_image
 
 REF_BOX = (181.05, 62.16, 267.75, 172.05)  # MTCNN on the astronaut (tests/test_mtcnn.py)
 

@@ -22,7 +22,7 @@ from gaze_perception.bags.bagfile import BagReader, BagWriter
 from gaze_perception.bags.qos import to_bag
 from gaze_perception.cli.args import EXIT_PARTIAL
 from gaze_perception.cli.main import main
-from gaze_perception.nodes.convert import rgb_to_image
+from gaze_perception.messages import rgb_to_image
 
 #: The four bags and the suffix of their one storage file.
 REAL = {"sqlite3_talker": ".db3", "mcap_talker": ".mcap", "sqlite3_cdr_test": ".db3",

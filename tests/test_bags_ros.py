@@ -24,8 +24,8 @@ from std_msgs.msg import String
 from gaze_perception.bags.bagfile import BagReader, BagWriter
 from gaze_perception.cli.args import EXIT_PARTIAL
 from gaze_perception.core.config import config_dir
-from gaze_perception.graph import isolated_ros_env
-from gaze_perception.nodes.convert import rgb_to_image
+from gaze_perception.dds import isolated_ros_env
+from gaze_perception.messages import rgb_to_image
 from test_bags_real import real_bags
 
 pytestmark = pytest.mark.ros

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from gaze_perception import registry
+from gaze_perception.core import registry
 from gaze_perception.core.image import ImageError, check_rgb, decode_raw
 from gaze_perception.core.weights import WeightsError, load_state_dict, verify
 
@@ -13,7 +13,7 @@ from gaze_perception.core.weights import WeightsError, load_state_dict, verify
 def test_core_imports_without_ros():
     code = ("import sys; sys.modules['rclpy'] = None\n"
             "import gaze_perception.core.pipeline, gaze_perception.core.types, "
-            "gaze_perception.backends.base, gaze_perception.registry\n"
+            "gaze_perception.backends.base, gaze_perception.core.registry\n"
             "assert 'torch' not in sys.modules, 'core must not import torch'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
 

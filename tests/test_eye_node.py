@@ -6,7 +6,7 @@ import pytest
 
 from gaze_msgs.msg import EyeState, FaceArray
 from gaze_perception.core.types import Face
-from gaze_perception.nodes.convert import faces_to_msg, rgb_to_image
+from gaze_perception.messages import faces_to_msg, rgb_to_image
 from rosgraph import NodeSpec, running_graph
 
 pytestmark = pytest.mark.ros
@@ -27,7 +27,7 @@ def graph():
 
 @pytest.fixture(scope="module")
 def astronaut_faces(astronaut):
-    from gaze_perception import registry
+    from gaze_perception.core import registry
     faces = registry.create("face_detector", "mtcnn", device="cpu").detect([astronaut])[0]
     outside = Face(400, 400, 100, 100, landmarks=[(530.0, 600.0), (580.0, 600.0), (550.0, 620.0),
                                                    (530.0, 650.0), (570.0, 650.0)])

@@ -13,7 +13,7 @@ from gaze_perception.backends.yunet import YuNetDetector
 from gaze_perception.core import weights
 from gaze_perception.core.device import DeviceError
 from gaze_perception.models.retinaface import RetinaFace, decode_boxes, priors
-from gaze_perception.registry import create
+from gaze_perception.core.registry import create
 from checks import assert_batch_equals_single_calls
 
 # facenet-pytorch 2.5 `MTCNN().detect(astronaut, landmarks=True)` (as in test_mtcnn.py)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from gaze_perception.nodes.convert import msg_to_faces, rgb_to_image
+from gaze_perception.messages import msg_to_faces, rgb_to_image
 from rosgraph import NodeSpec, running_graph
 
 pytestmark = pytest.mark.ros

@@ -259,7 +259,7 @@ def test_code_video_refuses_bad_inputs(shared_dir, random_weights, tmp_path, cap
 def test_node_publishes_one_coding_per_frame_with_the_image_stamp(shared_dir, random_weights):
     from gaze_msgs.msg import FaceArray, GazeCoding
     from gaze_perception.core.sources import FrameSource
-    from gaze_perception.nodes.convert import faces_to_msg, rgb_to_image
+    from gaze_perception.messages import faces_to_msg, rgb_to_image
     from rosgraph import NodeSpec, running_graph
 
     frames = [f.rgb for f, _ in zip(FrameSource(shared_dir / CLIPS / "test_short.mp4"), range(4))]

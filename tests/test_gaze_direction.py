@@ -114,7 +114,7 @@ def _losses(run):
 def test_l2cs_training_lowers_the_loss_and_the_backend_loads_it(l2cs_run, astronaut):
     losses = _losses(l2cs_run)
     assert len(losses) == 4 and losses[-1] < losses[0]
-    from gaze_perception import registry
+    from gaze_perception.core import registry
     backend = registry.create("gaze_direction", "l2cs", weights=str(l2cs_run / "best.pt"),
                               device="cpu")
     faces = [Face(180, 80, 120, 150, track_id=7), Face(-500, -500, 10, 10)]
@@ -188,7 +188,7 @@ def test_itracker_training_lowers_the_loss_and_the_backend_loads_it(tmp_path, as
     assert rc == 0
     losses = _losses(out)
     assert losses[-1] < losses[0]
-    from gaze_perception import registry
+    from gaze_perception.core import registry
     backend = registry.create("gaze_direction", "itracker", weights=str(out / "best.pt"),
                               device="cpu")
     eyes = [(230.0, 160.0), (290.0, 160.0), (260.0, 190.0), (235.0, 215.0), (285.0, 215.0)]
@@ -228,7 +228,7 @@ def test_inconsistent_gazecapture_session_is_refused(tmp_path, capsys):
 
 
 def test_backends_refuse_missing_or_foreign_weights(l2cs_run):
-    from gaze_perception import registry
+    from gaze_perception.core import registry
     from gaze_perception.core.weights import WeightsError
     with pytest.raises(ValueError, match="needs `weights`"):
         registry.create("gaze_direction", "l2cs", device="cpu")

@@ -6,7 +6,7 @@ import pytest
 from gaze_msgs.msg import FaceArray
 from gaze_perception.core.head_boxes import read_head_boxes
 from gaze_perception.core.sources import read_rgb
-from gaze_perception.nodes.convert import faces_to_msg, rgb_to_image
+from gaze_perception.messages import faces_to_msg, rgb_to_image
 from rosgraph import NodeSpec, running_graph
 
 pytestmark = pytest.mark.ros
@@ -45,7 +45,7 @@ def test_gazelle_backend_publishes_heatmaps(vat, shared_dir):
 
     import numpy as np
 
-    from gaze_perception.nodes.convert import msg_to_gaze
+    from gaze_perception.messages import msg_to_gaze
 
     fx = shared_dir / "fixtures" / "gazelle"
     params = {"variant": "vits14_depth2",

@@ -6,6 +6,7 @@ import pytest
 
 from gaze_perception.backends.head_pose_gaze import (CAMERA_LABEL, IN_FRAME, OUT_OF_FRAME,
                                                       HeadPoseGaze)
+from gaze_perception.core.stages import frame_context
 from gaze_perception.core.types import CameraIntrinsics, Face
 
 W, H = 640, 480
@@ -23,7 +24,7 @@ def face_at(ex, ey, yaw=0.0, pitch=0.0, roll=0.0, size=60, track_id=0):
 
 
 def one(backend, faces, index=0):
-    return backend.estimate([IMAGE], [faces], [CAM])[0][index]
+    return backend.estimate([IMAGE], [faces], frame_context([IMAGE], [CAM]))[0][index]
 
 
 def test_frontal_face_looks_at_the_camera():
@@ -87,7 +88,8 @@ def test_intrinsics_default_to_a_guess_from_the_image_size():
     backend = HeadPoseGaze()
     face = face_at(200, 240, yaw=math.radians(50))
     guessed = backend.estimate([IMAGE], [[face]])[0][0]
-    explicit = backend.estimate([IMAGE], [[face]], [CameraIntrinsics.guess(W, H)])[0][0]
+    explicit = backend.estimate([IMAGE], [[face]],
+                                frame_context([IMAGE], [CameraIntrinsics.guess(W, H)]))[0][0]
     assert guessed.point == explicit.point
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gaze_perception.core.types import FrameResult
-from gaze_perception.nodes.convert import msg_to_faces, msg_to_landmarks, rgb_to_image
+from gaze_perception.messages import msg_to_faces, msg_to_landmarks, rgb_to_image
 from rosgraph import NodeSpec, running_graph
 
 pytestmark = pytest.mark.ros

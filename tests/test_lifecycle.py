@@ -8,7 +8,9 @@ import pytest
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 
-from gaze_perception.graph import NodeProcess, NodeSpec, isolated_ros_env
+from gaze_perception.dds import isolated_ros_env
+from gaze_perception.graph import NodeSpec
+from gaze_perception.processes import NodeProcess
 from gaze_perception.nodes.client import GraphClient
 
 pytestmark = pytest.mark.ros

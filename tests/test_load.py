@@ -12,7 +12,7 @@ from gaze_msgs.msg import FaceArray, GazeTargetArray
 from gaze_msgs.msg import Face as FaceMsg
 from gaze_msgs.msg import GazeTarget as GazeTargetMsg
 from gaze_perception.core.types import Face
-from gaze_perception.nodes.convert import faces_to_msg, rgb_to_image
+from gaze_perception.messages import faces_to_msg, rgb_to_image
 from rosgraph import NodeSpec, running_graph
 
 pytestmark = pytest.mark.ros

@@ -148,7 +148,7 @@ def test_infant_stills(detector, shared_dir):
 
 
 def test_registered_as_plugin():
-    from gaze_perception.registry import create
+    from gaze_perception.core.registry import create
 
     det = create("face_detector", "mtcnn", device="cpu", max_faces=2)
     assert isinstance(det, MTCNNDetector) and det.max_faces == 2

@@ -152,7 +152,7 @@ def test_gaze_coding_on_onnxruntime_equals_torch(checkpoints, astronaut, astrona
     with torch.inference_mode():
         want = torch_be.model(x)
     _close(ort_be.model(x), want)
-    (want,), (got,) = (be.code([astronaut], [astronaut_faces]) for be in (torch_be, ort_be))
+    (want,), (got,) = (be.estimate([astronaut], [astronaut_faces]) for be in (torch_be, ort_be))
     assert got.code == want.code
     np.testing.assert_allclose(got.probs, want.probs, atol=ATOL)
 
@@ -218,8 +218,7 @@ def test_export_command_writes_the_files_each_backend_loads(model, checkpoints, 
     torch_be = cls(device="cpu", **kw)
     ort_be = cls(device="cpu", runtime="onnxruntime", onnx_dir=tmp_path, **kw)
     assert "runtime=onnxruntime" in ort_be.describe()
-    run = {"eye-state": "estimate", "gaze-coding": "code"}.get(model, "estimate")
-    want, got = (getattr(be, run)([astronaut], [astronaut_faces]) for be in (torch_be, ort_be))
+    want, got = (be.estimate([astronaut], [astronaut_faces]) for be in (torch_be, ort_be))
     assert len(got) == len(want) == 1
     with pytest.raises(FileNotFoundError, match="gaze-perception export"):
         cls(device="cpu", runtime="onnxruntime", onnx_dir=tmp_path / "none", **kw)

@@ -8,7 +8,7 @@ import pytest
 import rclpy
 from rclpy.parameter import Parameter
 
-from gaze_perception.graph import reserve_domain_id
+from gaze_perception.dds import reserve_domain_id
 from gaze_perception.nodes.params import Range
 
 pytestmark = pytest.mark.ros

@@ -2,25 +2,11 @@
 import json
 
 import pytest
-import torch
 
 from gaze_perception.cli.main import main
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    from gaze_perception.models import gaze_coding, gaze_direction
-    from gaze_perception.models.state_dict import save_checkpoint
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    l2cs = gaze_direction.L2CSMeta(backbone="resnet18", bins=28, bin_width=3.0, input_size=48)
-    save_checkpoint(root / "l2cs.pt", gaze_direction.build_model(l2cs), l2cs)
-    coding = gaze_coding.CodingMeta(arch="resnet18", input_size=48)
-    save_checkpoint(root / "coding.pt", gaze_coding.build_model(coding), coding)
-    return root
-
-
-def test_run_fills_direction_and_coding(checkpoints, astronaut, tmp_path):
+def test_run_fills_direction_and_coding(seeded_checkpoints, astronaut, tmp_path):
     import cv2
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
@@ -28,8 +14,8 @@ def test_run_fills_direction_and_coding(checkpoints, astronaut, tmp_path):
     config.write_text(
         "stages:\n"
         "  faces: mtcnn\n"
-        f"  direction: {{backend: l2cs, params: {{weights: {checkpoints / 'l2cs.pt'}}}}}\n"
-        f"  coding: {{backend: icatcher, params: {{weights: {checkpoints / 'coding.pt'}}}}}\n")
+        f"  direction: {{backend: l2cs, params: {{weights: {seeded_checkpoints / 'l2cs.pt'}}}}}\n"
+        f"  coding: {{backend: icatcher, params: {{weights: {seeded_checkpoints / 'coding.pt'}}}}}\n")
     out = tmp_path / "out.jsonl"
     assert main(["run", str(image), "--config", str(config), "--jsonl", str(out),
                  "--device", "cpu"]) == 0
@@ -54,16 +40,16 @@ def test_stages_not_configured_leave_the_schema_as_it_was(astronaut, tmp_path):
     assert "coding" not in row and "direction" not in row["faces"][0]
 
 
-def test_gaze_target_from_a_direction_backend(checkpoints, astronaut):
+def test_gaze_target_from_a_direction_backend(seeded_checkpoints, astronaut):
     """The head_pose gaze backend casts its ray along an appearance-based direction when one is
     configured: the target's direction is then that backend's, not the head pose's."""
     from gaze_perception import create
     from gaze_perception.core.pipeline import Pipeline, PipelineConfig, StageConfig
 
-    direction = create("gaze_direction", "l2cs", weights=str(checkpoints / "l2cs.pt"),
+    direction = create("gaze_direction", "l2cs", weights=str(seeded_checkpoints / "l2cs.pt"),
                        device="cpu")
     config = PipelineConfig(gaze=StageConfig("head_pose", {
-        "direction_backend": "l2cs", "direction_params": {"weights": str(checkpoints / "l2cs.pt")}}))
+        "direction_backend": "l2cs", "direction_params": {"weights": str(seeded_checkpoints / "l2cs.pt")}}))
     result = Pipeline(config, device="cpu")([astronaut])[0]
     (expected,) = direction.estimate([astronaut], [result.faces])[0]
     (target,) = result.gaze

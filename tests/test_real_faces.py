@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gaze_perception import registry
+from gaze_perception.core import registry
 from gaze_perception.core import face_mesh as fm
 from gaze_perception.core.types import CameraIntrinsics, Face
 from gaze_perception.core.weights import WeightsError

@@ -427,7 +427,7 @@ def test_reject_log_throttle_keys_on_the_kind_with_a_bounded_table(capfd):
     encoding; 300 problems of different kinds log a bounded number and keep a bounded table."""
     import rclpy
 
-    from gaze_perception.graph import isolated_ros_env
+    from gaze_perception.dds import isolated_ros_env
     from gaze_perception.nodes.common import PerceptionNode
 
     class Probe(PerceptionNode):

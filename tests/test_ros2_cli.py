@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gaze_perception.graph import isolated_ros_env, remove_stale_shm
+from gaze_perception.dds import isolated_ros_env, remove_stale_shm
 
 pytestmark = pytest.mark.ros
 

@@ -16,8 +16,10 @@ from gaze_perception.core import rep155
 from gaze_perception.core.gaze_direction import angles_to_vector
 from gaze_perception.core.head_pose import estimate_head_pose
 from gaze_perception.core.types import CameraIntrinsics
-from gaze_perception.graph import NodeProcess, NodeSpec, isolated_ros_env
-from gaze_perception.nodes.convert import msg_to_faces
+from gaze_perception.dds import isolated_ros_env
+from gaze_perception.graph import NodeSpec
+from gaze_perception.processes import NodeProcess
+from gaze_perception.messages import msg_to_faces
 
 pytestmark = pytest.mark.ros
 

@@ -3,7 +3,7 @@ the VideoAttentionTarget person-file parser, region validation, checkpoint metad
 import numpy as np
 import pytest
 
-from gaze_perception.analytics.regions import Regions
+from gaze_perception.core.regions import Regions
 from gaze_perception.backends.head_pose_gaze import HeadPoseGaze
 from gaze_perception.core.boxes import iou, iou_matrix
 from gaze_perception.core.head_boxes import AnnotationError, read_head_boxes, read_vat_rows

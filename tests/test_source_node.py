@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 from gaze_perception.core.calibration import load_calibration
-from gaze_perception.graph import NodeProcess, NodeSpec, isolated_ros_env
+from gaze_perception.dds import isolated_ros_env
+from gaze_perception.graph import NodeSpec
+from gaze_perception.processes import NodeProcess
 
 pytestmark = pytest.mark.ros
 

@@ -14,7 +14,7 @@ import pytest
 
 from gaze_perception.cli.main import _build_parser
 from gaze_perception.cli.up import specs_for
-from gaze_perception.graph import reserve_domain_id
+from gaze_perception.dds import reserve_domain_id
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = REPO / "launch" / "gaze_perception.launch.py"

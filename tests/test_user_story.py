@@ -12,7 +12,7 @@ from gaze_msgs.msg import GazeTargetArray
 from rclpy.serialization import deserialize_message
 
 from gaze_perception.bags.bagfile import BagReader
-from gaze_perception.graph import isolated_ros_env
+from gaze_perception.dds import isolated_ros_env
 from gaze_perception.nodes.client import GraphClient
 from gaze_perception.samples import demo_sequence
 

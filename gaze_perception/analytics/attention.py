@@ -12,8 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
+from ..core.regions import CAMERA, ELSEWHERE, OUT_OF_FRAME, UNKNOWN, Regions, person_label
 from ..core.types import CLOSED, OPEN, EyeState, Face, GazeTarget
-from .regions import CAMERA, ELSEWHERE, OUT_OF_FRAME, UNKNOWN, Regions, person_label
 
 
 @dataclass(frozen=True)

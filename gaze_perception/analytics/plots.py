@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .regions import ELSEWHERE, OUT_OF_FRAME, UNKNOWN  # noqa: E402
+from ..core.regions import ELSEWHERE, OUT_OF_FRAME, UNKNOWN  # noqa: E402
 
 #: catch-all labels in greys, so the named targets stand out
 FIXED_COLOURS = {OUT_OF_FRAME: "#777777", ELSEWHERE: "#b5b5b5", UNKNOWN: "#e3e3e3"}

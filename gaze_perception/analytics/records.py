@@ -64,7 +64,7 @@ def read_bag(path, skipped: Optional[List[str]] = None) -> Iterator[FrameResult]
     Uses the bag tools of gaze_perception.bags and rclpy to deserialize; the parts of the bag
     that could not be read are added to `skipped`."""
     from ..bags.bagfile import BagReader
-    from ..nodes.convert import msg_to_eyes, msg_to_faces, msg_to_gaze
+    from ..messages import msg_to_eyes, msg_to_faces, msg_to_gaze
 
     reader = BagReader(path)
     topics: Dict[str, Optional[str]] = {}

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from ..core.regions import ELSEWHERE, OUT_OF_FRAME, PERSON_PREFIX, UNKNOWN, Regions
 from ..core.tracking import Tracker
 from ..core.types import FrameResult
 from .attention import AttentionAccumulator, TrackAttention, frame_observations
-from .regions import ELSEWHERE, OUT_OF_FRAME, PERSON_PREFIX, UNKNOWN, Regions
 
 #: (start, seconds, target) from the session's start
 Segment = Tuple[float, float, str]

@@ -26,7 +26,7 @@ class WholeFrame:
 
 def make_detector(args):
     """The face detector backend the arguments name (WholeFrame for `none`)."""
-    from .. import registry
+    from ..core import registry
 
     if args.detector == "none":
         return WholeFrame()

@@ -8,9 +8,8 @@ checkpoint written by `gaze-perception train gaze-coding`; iCatcher+'s own publi
 """
 from __future__ import annotations
 
-from abc import abstractmethod
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Union
 
 import numpy as np
 import torch
@@ -19,24 +18,11 @@ from ..core.device import resolve_device
 from ..core.face_crops import CropError, crop_square
 from ..core.gaze_coding import FrameCode, check_selection, select_infant
 from ..core.image import check_rgb
-from ..core.types import Face
 from ..models.face_crop import to_input
 from ..models.gaze_coding import load_coding_model
-from .base import Backend
+from .base import GazeCoder, check_batch
 from .onnx_runtime import OrtModule, check_runtime, fingerprint, onnx_models
 from .onnx_runtime import export as onnx_export
-
-
-class GazeCoder(Backend):
-    """One looking code per frame (entry point group gaze_perception.gaze_coding)."""
-
-    needs = frozenset({"faces"})
-    gives = frozenset({"gaze_coding"})
-
-    @abstractmethod
-    def code(self, images: Sequence[np.ndarray],
-             faces: Sequence[Sequence[Face]]) -> List[FrameCode]:
-        """The unsmoothed FrameCode of each image; no_face when it has no usable face."""
 
 
 class InfantGazeCoder(GazeCoder):
@@ -78,9 +64,8 @@ class InfantGazeCoder(GazeCoder):
         return (f"InfantGazeCoder(weights={self.weights}, arch={self.meta.arch}, "
                 f"select={self.select}, device={self.device}, runtime={self.runtime})")
 
-    def code(self, images, faces):
-        if len(images) != len(faces):
-            raise ValueError(f"{len(images)} images but {len(faces)} face lists")
+    def estimate(self, images, faces, ctx=None):
+        check_batch(images, faces)
         crops, chosen = [], []
         for image, face_list in zip(images, faces):
             check_rgb(image)

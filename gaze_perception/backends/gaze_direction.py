@@ -8,7 +8,7 @@ import logging
 import math
 from abc import abstractmethod
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Union
 
 import numpy as np
 import torch
@@ -21,24 +21,11 @@ from ..core.image import check_rgb
 from ..core.types import Face
 from ..models.face_crop import to_input
 from ..models.gaze_direction import load_direction_model
-from .base import Backend
+from .base import GazeDirectionEstimator, check_batch
 from .onnx_runtime import OrtModule, check_runtime, fingerprint, onnx_models
 from .onnx_runtime import export as onnx_export
 
 log = logging.getLogger(__name__)
-
-
-class GazeDirectionEstimator(Backend):
-    """Gaze of every face from its appearance (entry point group gaze_perception.gaze_direction)."""
-
-    needs = frozenset({"faces"})
-    gives = frozenset({"gaze_direction"})
-
-    @abstractmethod
-    def estimate(self, images: Sequence[np.ndarray],
-                 faces: Sequence[Sequence[Face]]) -> List[List[GazeDirection]]:
-        """One GazeDirection per face, `face_index` aligned with `faces[i]`; a face that cannot
-        be cropped gets NaN angles and no direction or point."""
 
 
 class _CropModel(GazeDirectionEstimator):
@@ -83,9 +70,8 @@ class _CropModel(GazeDirectionEstimator):
         return (f"{type(self).__name__}(weights={self.weights}, device={self.device}, "
                 f"runtime={self.runtime})")
 
-    def estimate(self, images, faces):
-        if len(images) != len(faces):
-            raise ValueError(f"{len(images)} images but {len(faces)} face lists")
+    def estimate(self, images, faces, ctx=None):
+        check_batch(images, faces)
         inputs, slots = [], []
         for i, (image, face_list) in enumerate(zip(images, faces)):
             check_rgb(image)

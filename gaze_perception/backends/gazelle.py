@@ -15,9 +15,9 @@ from torch import nn
 from ..core import weights
 from ..core.device import resolve_device
 from ..core.precision import resolve_precision
-from ..core.types import CameraIntrinsics, Face, GazeTarget
+from ..core.types import Face, GazeTarget
 from ..models.gazelle import IN_SIZE, VARIANTS, create_gazelle, image_of_heads, preprocess
-from .base import GazeTargetEstimator
+from .base import GazeTargetEstimator, check_batch
 from .onnx_runtime import OrtModule, check_runtime, fingerprint, onnx_models
 from .onnx_runtime import export as onnx_export
 
@@ -45,7 +45,6 @@ class GazeLLEBackend(GazeTargetEstimator):
     same weights) instead.
     """
 
-    gives = frozenset({"gaze", "heatmaps"})
 
     def __init__(self, variant: str = "vitb14", backbone_weights: Optional[str] = None,
                  decoder_weights: Optional[str] = None, weights_dir: Optional[Path] = None,
@@ -116,10 +115,8 @@ class GazeLLEBackend(GazeTargetEstimator):
 
     @torch.inference_mode()
     def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
-                 intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
-                 ) -> List[List[GazeTarget]]:
-        if len(images) != len(faces):
-            raise ValueError(f"{len(images)} images but {len(faces)} face lists")
+                 ctx=None) -> List[List[GazeTarget]]:
+        check_batch(images, faces)
         results: List[List[GazeTarget]] = [[] for _ in images]
         frames = [i for i, f in enumerate(faces) if f]  # frames without faces need no pass
         if not frames:

@@ -24,11 +24,12 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .. import registry
-from ..analytics.regions import region_polygon
-from ..core.gaze_direction import angles_to_vector, vector_to_angles
+from ..core import registry
+from ..core.regions import region_polygon
+from ..core.gaze_direction import angle_between, angles_to_vector, vector_to_angles
+from ..core.stages import Context, context_of
 from ..core.types import CAMERA_LABEL, CameraIntrinsics, Face, GazeTarget
-from .base import GazeTargetEstimator
+from .base import GazeTargetEstimator, check_batch
 
 #: in/out levels: a named target was met; the ray leaves the frame or meets the camera;
 #: the ray ends inside the frame (its vanishing point) with nothing named on the way.
@@ -48,10 +49,9 @@ class HeadPoseGaze(GazeTargetEstimator):
     neither angles gets in/out 0 and score 0, pointing at itself.
     """
 
-    needs = frozenset({"faces", "landmarks", "head_pose"})
-    gives = frozenset({"gaze", "direction"})
-    #: `estimate` takes `directions` computed elsewhere (the pipeline's landmark stage)
-    takes_directions = True
+    #: the faces' head pose, the eye landmarks (where the ray starts; else the box centre), and
+    #: the eyes' directions the landmark stage computed (then no direction backend is needed)
+    uses = frozenset({"head_pose", "landmarks", "eye_directions"})
 
     def __init__(self, regions: Optional[Mapping[str, Sequence[Sequence[float]]]] = None,
                  cone_deg: float = 15.0, max_distance_px: Optional[float] = None,
@@ -66,9 +66,14 @@ class HeadPoseGaze(GazeTargetEstimator):
         self.cone = math.radians(cone_deg)
         self.max_distance = float(max_distance_px) if max_distance_px else math.inf
         # An appearance-based gaze direction (e.g. l2cs) replaces the head pose where it has
-        # one; built when first needed (not at all where `estimate` gets `directions`)
+        # one; built by `prepare` or when first needed (not at all where the Context carries the
+        # eyes' directions)
         self._direction = None if not direction_backend else registry.deferred(
             "gaze_direction", direction_backend, device=device, **dict(direction_params or {}))
+
+    def prepare(self, given) -> None:
+        if self._direction and "eye_directions" not in given:  # the ray needs its directions
+            self._direction()                                    # load the backend now
 
     @property
     def direction(self):
@@ -81,26 +86,25 @@ class HeadPoseGaze(GazeTargetEstimator):
                 f"max_distance_px={self.max_distance:g})")
 
     def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
-                 intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
-                 directions: Optional[Sequence[Sequence[Optional[Sequence[float]]]]] = None,
-                 ) -> List[List[GazeTarget]]:
-        """`directions` (per frame, per face: a 3D gaze vector or None) replaces the direction
-        backend, e.g. the eyes' gaze the landmark stage already computed."""
-        results, angles = [], self._angles(images, faces, intrinsics, directions)
+                 ctx: Optional[Context] = None) -> List[List[GazeTarget]]:
+        """`ctx`'s `eye_directions` (per frame, per face: a 3D gaze vector or None) replace
+        the direction backend, e.g. the eyes' gaze the landmark stage already computed."""
+        check_batch(images, faces)
+        ctx = context_of(images, ctx)
+        results, angles = [], self._angles(images, faces, ctx)
         for k, (image, frame_faces) in enumerate(zip(images, faces)):
             height, width = image.shape[:2]
-            cam = (intrinsics[k] if intrinsics and intrinsics[k] else None) or \
-                CameraIntrinsics.guess(width, height)
+            cam = ctx.intrinsics[k]
             others = FaceIndex(frame_faces)
             results.append([self._target(i, frame_faces, cam, width, height, angles[k][i],
                                          others) for i in range(len(frame_faces))])
         return results
 
-    def _angles(self, images, faces, intrinsics=None, directions=None
-                ) -> List[List[Tuple[float, float]]]:
+    def _angles(self, images, faces, ctx: Context) -> List[List[Tuple[float, float]]]:
         """(yaw, pitch) per face: the given directions or the direction backend's where they
         are finite, else the head pose (NaN when unknown)."""
         head = [[(f.yaw, f.pitch) for f in fs] for fs in faces]
+        directions = ctx.get("eye_directions")
         if directions is not None:
             for k, frame in enumerate(directions):
                 for i, d in enumerate(frame):
@@ -110,9 +114,7 @@ class HeadPoseGaze(GazeTargetEstimator):
             return head
         if self.direction is None:
             return head
-        kw = {"intrinsics": intrinsics} if getattr(self.direction, "takes_intrinsics", False) \
-            else {}
-        for k, estimates in enumerate(self.direction.estimate(images, faces, **kw)):
+        for k, estimates in enumerate(self.direction.estimate(images, faces, ctx)):
             for d in estimates:
                 if math.isfinite(d.yaw) and math.isfinite(d.pitch):
                     head[k][d.face_index] = (d.yaw, d.pitch)
@@ -128,7 +130,7 @@ class HeadPoseGaze(GazeTargetEstimator):
         eye = eye_point(face)
         result = dict(face_index=index, track_id=face.track_id, direction=tuple(d.tolist()))
         ray = np.array([(eye[0] - cam.cx) / cam.fx, (eye[1] - cam.cy) / cam.fy, 1.0])
-        to_camera = _angle(d, -ray)
+        to_camera = angle_between(d, -ray)
         if to_camera <= self.cone:
             return GazeTarget(point=eye, inout=OUT_OF_FRAME, score=1.0 - to_camera / self.cone,
                               label=CAMERA_LABEL, **result)
@@ -239,10 +241,7 @@ def _box_sightings(eye: np.ndarray, u: np.ndarray, limit: float, boxes: np.ndarr
 
 def eye_point(face: Face) -> Point:
     """Midpoint between the eyes (landmarks 0 and 1), else the box centre."""
-    if len(face.landmarks) >= 2:
-        (lx, ly), (rx, ry) = face.landmarks[0], face.landmarks[1]
-        return ((lx + rx) / 2.0, (ly + ry) / 2.0)
-    return face.center
+    return face.eye_midpoint() or face.center
 
 
 def _sighting(eye: np.ndarray, u: np.ndarray, limit: float, poly: np.ndarray
@@ -290,11 +289,6 @@ def _exit_distance(start: np.ndarray, u: np.ndarray, width: int, height: int) ->
     steps = [((size[k] if u[k] > 0 else 0.0) - start[k]) / u[k]
              for k in (0, 1) if abs(u[k]) > 1e-12]
     return max(0.0, min(steps))
-
-
-def _angle(a: np.ndarray, b: np.ndarray) -> float:
-    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-    return math.acos(max(-1.0, min(1.0, cos)))
 
 
 def _centroid(poly: np.ndarray) -> Point:

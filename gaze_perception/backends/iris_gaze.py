@@ -11,19 +11,16 @@ import numpy as np
 
 from ..core.face_mesh import analyse_faces
 from ..core.gaze_direction import GazeDirection, vector_to_angles
-from ..core.types import CameraIntrinsics, Face
-from .base import Backend
+from ..core.stages import Context, context_of
+from ..core.types import Face
+from .base import GazeDirectionEstimator
 from .mediapipe_mesh import MediaPipeFaceMesh
 
 
-class IrisGazeDirection(Backend):
+class IrisGazeDirection(GazeDirectionEstimator):
     """Per face: yaw, pitch and unit direction (camera frame) of the eyes' gaze; NaN where the
     face has no usable mesh. Head pose comes from the mesh as in the landmark stage; the
     faces' own yaw/pitch/roll are left as they are."""
-
-    needs = frozenset({"faces", "landmarks"})
-    gives = frozenset({"direction"})
-    takes_intrinsics = True
 
     def __init__(self, *, weights_dir: Optional[Path] = None, device: str = "auto",
                  passes: int = 3) -> None:
@@ -34,14 +31,11 @@ class IrisGazeDirection(Backend):
         return f"IrisGazeDirection({self.mesh.describe()})"
 
     def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
-                 intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
-                 ) -> List[List[GazeDirection]]:
+                 ctx: Optional[Context] = None) -> List[List[GazeDirection]]:
+        ctx = context_of(images, ctx)
         out = []
-        for k, (image, frame_faces, meshes) in enumerate(
-                zip(images, faces, self.mesh.estimate(images, faces))):
-            h, w = image.shape[:2]
-            cam = (intrinsics[k] if intrinsics and intrinsics[k] else None) or \
-                CameraIntrinsics.guess(w, h)
+        for cam, frame_faces, meshes in zip(ctx.intrinsics, faces,
+                                            self.mesh.estimate(images, faces)):
             copies = [Face(**vars(f)) for f in frame_faces]     # head pose stays the caller's
             gazes = analyse_faces(copies, meshes, cam)
             out.append([_direction(g, f.track_id) for g, f in zip(gazes, frame_faces)])

@@ -20,7 +20,7 @@ from ..core.face_mesh import (IRIS_SIZE, MESH_SIZE, NUM_POINTS, FaceMesh, crop_t
                               iris_roi, roi_from_face, roi_from_mesh)
 from ..core.image import check_rgb
 from ..core.types import Face
-from .base import FaceLandmarker
+from .base import FaceLandmarker, check_batch
 
 _MESH_OUT = ("conv2d_31", "conv2d_21")              # presence logit, 468 x (x, y, z)
 _IRIS_OUT = ("output_eyes_contours_and_brows", "output_iris")
@@ -49,8 +49,6 @@ class MediaPipeFaceMesh(FaceLandmarker):
     is accepted for the common interface; OpenCV's TFLite path runs on the CPU.
     """
 
-    gives = frozenset({"dense_landmarks", "iris"})
-
     def __init__(self, *, weights_dir: Optional[Path] = None, device: str = "auto",
                  passes: int = 2, iris: bool = True,
                  mesh_weights: str = "mediapipe_face_mesh",
@@ -73,10 +71,9 @@ class MediaPipeFaceMesh(FaceLandmarker):
     def describe(self) -> str:
         return f"MediaPipeFaceMesh(passes={self.passes}, iris={self.with_iris}, device=cpu)"
 
-    def estimate(self, images: Sequence[np.ndarray],
-                 faces: Sequence[Sequence[Face]]) -> List[List[FaceMesh]]:
-        if len(images) != len(faces):
-            raise ValueError(f"{len(images)} images but {len(faces)} face lists")
+    def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
+                 ctx=None) -> List[List[FaceMesh]]:
+        check_batch(images, faces)
         images = [check_rgb(im) for im in images]
         slots = [(i, j) for i, fs in enumerate(faces) for j in range(len(fs))]
         if not slots:

@@ -20,7 +20,7 @@ from ..core.types import CLOSED, OPEN, UNKNOWN, EyeState, Face
 from ..models.eye_decision import (DEFAULT_THRESHOLD, DEFAULT_UNKNOWN_BELOW, check_thresholds,
                                    decide)
 from ..models.eye_state import load_eye_model, to_tensor
-from .base import EyeStateEstimator
+from .base import EyeStateEstimator, check_batch
 from .onnx_runtime import OrtModule, check_runtime, fingerprint, onnx_models
 from .onnx_runtime import export as onnx_export
 
@@ -86,10 +86,9 @@ class TimmEyeState(EyeStateEstimator):
                 f"unknown_below={self.unknown_below:g}, "
                 f"min_eye_distance={self.min_eye_distance:g})")
 
-    def estimate(self, images: Sequence[np.ndarray],
-                 faces: Sequence[Sequence[Face]]) -> List[List[EyeState]]:
-        if len(images) != len(faces):
-            raise ValueError(f"{len(images)} images but {len(faces)} face lists")
+    def estimate(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]],
+                 ctx=None) -> List[List[EyeState]]:
+        check_batch(images, faces)
         crops, slots = [], []
         for i, (image, face_list) in enumerate(zip(images, faces)):
             check_rgb(image)

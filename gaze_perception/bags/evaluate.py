@@ -36,7 +36,7 @@ from ..core.boxes import iou as box_iou
 from ..core.head_boxes import AnnotationError
 from ..core.types import EyeState, Face, GazeTarget
 from ..metrics.gaze_following import inout_ap, vat_auc
-from ..nodes.convert import msg_to_eyes, msg_to_faces, msg_to_gaze
+from ..messages import msg_to_eyes, msg_to_faces, msg_to_gaze
 from .annotations import Box, EyeLabel, HeadAnnotation
 from .bagfile import BagReader
 from .errors import TopicNotFoundError

@@ -20,8 +20,9 @@ from tqdm import tqdm
 from ..core.image import ImageError
 from ..core.pipeline import Pipeline
 from ..core.sources import batched
-from ..core.types import CameraIntrinsics, FrameResult
-from ..nodes.convert import compressed_to_rgb, eyes_to_msg, faces_to_msg, gaze_to_msg, image_to_rgb
+from ..core.types import CameraIntrinsics
+from ..core import stages as stage_table
+from ..messages import compressed_to_rgb, image_to_rgb, stage_msg
 from . import STORAGE_NAMES
 from .bagfile import BagReader, BagWriter
 from .errors import TopicNotFoundError
@@ -32,10 +33,13 @@ log = logging.getLogger(__name__)
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-#: Output topic and type per pipeline stage (the topics the ROS graph publishes).
-OUTPUTS = {"faces": ("/faces", "gaze_msgs/msg/FaceArray"),
-           "eyes": ("/eye_states", "gaze_msgs/msg/EyeStateArray"),
-           "gaze": ("/gaze_targets", "gaze_msgs/msg/GazeTargetArray")}
+
+
+def outputs(config) -> dict:
+    """Output topic and type of each configured stage: the topics the ROS graph publishes (the
+    stage table's `topic` and `msg`)."""
+    return {s.key: ("/" + s.topic, s.msg) for s in stage_table.STAGES
+            if config.stage(s.key) is not None}
 
 
 @dataclass
@@ -83,15 +87,15 @@ def process_bag(bag, out, pipeline: Pipeline, image_topic: Optional[str] = None,
     reader = bag if isinstance(bag, BagReader) else BagReader(bag)
     topic = choose_image_topic(reader, image_topic)
     infos = reader.topics_of_type(CAMERA_INFO)
-    stages = [s for s in OUTPUTS if getattr(pipeline.config, s) is not None]
+    stages = outputs(pipeline.config)
     summary = ProcessSummary(Path(out), images=reader.count([topic]), problems=reader.problems)
     with BagWriter(out, storage) as writer, tqdm(
             total=reader.count([topic]), unit="frame", desc=reader.path.name, file=sys.stderr,
             disable=not progress) as bar:
         if copy_images:
             writer.add_topic(topic, reader.topics[topic].msgtype, reader.topics[topic].qos)
-        for stage in stages:
-            writer.add_topic(*OUTPUTS[stage])
+        for topic_out, msgtype in stages.values():
+            writer.add_topic(topic_out, msgtype)
         frames = _frames(reader, topic, infos[0] if len(infos) == 1 else None)
         for chunk in batched(frames, max(1, batch)):
             ok = [f for f in chunk if f.rgb is not None]
@@ -104,9 +108,8 @@ def process_bag(bag, out, pipeline: Pipeline, image_topic: Optional[str] = None,
                     summary.skipped[frame.problem] += 1
                     continue
                 result = next(results)
-                for stage in stages:
-                    topic_out, msgtype = OUTPUTS[stage]
-                    data = serialize_message(_output(stage, result, frame, heatmaps))
+                for stage, (topic_out, msgtype) in stages.items():
+                    data = serialize_message(stage_msg(stage, result, frame.header, heatmaps))
                     writer.write(topic_out, frame.timestamp, canonical_cdr(data, msgtype))
                 summary.frames += 1
                 summary.faces += len(result.faces)
@@ -145,10 +148,3 @@ def _frames(reader: BagReader, topic: str, info_topic: Optional[str]) -> Iterato
 def _decode(msgtype: str, image) -> np.ndarray:
     return image_to_rgb(image) if msgtype == IMAGE else compressed_to_rgb(image)
 
-
-def _output(stage: str, result: FrameResult, frame: _Frame, heatmaps: bool):
-    if stage == "faces":
-        return faces_to_msg(result.faces, frame.header, result.width, result.height)
-    if stage == "eyes":
-        return eyes_to_msg(result.eyes or [], result.faces, frame.header)
-    return gaze_to_msg(result.gaze or [], result.faces, frame.header, with_heatmaps=heatmaps)

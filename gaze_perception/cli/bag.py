@@ -96,7 +96,7 @@ def _stop_event() -> threading.Event:
 
 def _record(args) -> int:
     stop = _stop_event()
-    from ..graph import node_env
+    from ..dds import node_env
 
     # The transport `up` gives its nodes (Fast DDS with a large shared-memory segment, unless
     # the user chose a profile): camera images are not lost in UDP fragments. Set before rclpy

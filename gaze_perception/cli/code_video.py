@@ -61,7 +61,7 @@ def _row(index: int, time: float, code) -> list:
 
 
 def main(args) -> int:
-    from .. import registry
+    from ..core import registry
     from ..core.sources import FrameSource, SourceError, batched
     from ..core.weights import WeightsError
 
@@ -88,7 +88,7 @@ def main(args) -> int:
         writer.writerow(COLUMNS)
         for batch in batched(frames, args.batch_size):
             rgbs = [f.rgb for f in batch]
-            for frame, code in zip(batch, coder.code(rgbs, detector.detect(rgbs))):
+            for frame, code in zip(batch, coder.estimate(rgbs, detector.detect(rgbs))):
                 for (index, time), final in smoother.push(code, (frame.index, frame.stamp)):
                     writer.writerow(_row(index, time, final))
                     written += 1

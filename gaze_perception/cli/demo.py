@@ -12,11 +12,6 @@ from pathlib import Path
 from .args import add_graph_args
 
 
-#: node output topic of each pipeline stage (the landmark stage runs inside the face node)
-STAGE_TOPICS = {"faces": "faces", "landmarks": "faces/landmarks", "eyes": "eye_states",
-                "gaze": "gaze_targets"}
-#: stages with a node of their own, subscribed to the image
-IMAGE_STAGES = ("faces", "eyes", "gaze")
 FRAME_PERIOD_NS = 100_000_000  # the sample plays as a 10 Hz camera
 
 
@@ -70,7 +65,7 @@ def _topic(namespace: str, name: str) -> str:
 
 
 def main(args) -> int:
-    from ..graph import stop_on_signals
+    from ..processes import stop_on_signals
 
     with stop_on_signals():  # SIGTERM, SIGHUP (terminal closed): stop the nodes as Ctrl-C does
         return _main(args)
@@ -81,9 +76,13 @@ def _main(args) -> int:
     from ..core.config import load_pipeline_config
     from ..core.draw import annotate
     from ..core.types import FrameResult
-    from ..graph import NodeProcess, isolated_ros_env, node_specs
+    from ..dds import isolated_ros_env
+    from ..core import stages
+    from ..graph import node_specs, stage_nodes
+    from ..processes import NodeProcess
     from ..nodes.client import GraphClient
-    from ..nodes.convert import msg_to_eyes, msg_to_faces, msg_to_gaze, msg_to_landmarks
+    from ..messages import (msg_to_coding, msg_to_directions, msg_to_eyes, msg_to_faces,
+                            msg_to_gaze, msg_to_landmarks)
     from ..samples import demo_sequence
     from . import report
 
@@ -93,7 +92,7 @@ def _main(args) -> int:
     stage_specs = node_specs(config, compose=False)  # the names, topics and namespace
     ns = stage_specs[0].namespace
     image_topic = stage_specs[0].remappings.get("image", "image")
-    topics = {s: _topic(ns, t) for s, t in STAGE_TOPICS.items() if getattr(config, s) is not None}
+    topics = {s.key: _topic(ns, s.topic) for s in stages.STAGES if config.stage(s.key) is not None}
     env = isolated_ros_env()
     print(f"demo: {len(stage_specs)} node(s) ({', '.join(s.executable for s in stage_specs)}) "
           f"in {'one process' if args.compose else 'a process each'} on "
@@ -107,7 +106,8 @@ def _main(args) -> int:
     failures, latencies = 0, []
     try:
         # composed: only the face node subscribes to the image (it feeds the others)
-        listeners = 1 if args.compose else sum(s in topics for s in IMAGE_STAGES)
+        listeners = 1 if args.compose else sum(s.executable in stage_nodes().values()
+                                               for s in stage_specs)
         client.wait_for_subscribers(args.timeout, count=listeners,
                                     alive=lambda: all(p.alive() for p in procs))
         time.sleep(0.5)  # let discovery settle in both directions
@@ -132,6 +132,10 @@ def _main(args) -> int:
                     result.gaze = msg_to_gaze(got["gaze"][0])
                 if "landmarks" in got:  # per face "mesh" and "eye_gaze" in the JSON Lines
                     result.meshes, result.eye_gaze = msg_to_landmarks(got["landmarks"][0])
+                if "direction" in got:
+                    result.directions = msg_to_directions(got["direction"][0])
+                if "coding" in got:
+                    result.coding = msg_to_coding(got["coding"][0])
                 sink.write(json.dumps(result.to_json()) + "\n")
                 rows = _face_rows(result) or ["-"]
                 print(f"{name:24s} {len(result.faces):5d} {latencies[-1]:10.1f}  {rows[0]}")

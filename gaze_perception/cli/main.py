@@ -81,7 +81,7 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "backends":
-            from ..registry import list_backends
+            from ..core.registry import list_backends
             for kind, names in list_backends().items():
                 print(f"{kind}: {', '.join(names) or '(none)'}")
             return 0

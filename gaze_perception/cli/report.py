@@ -22,7 +22,7 @@ def add_args(p) -> None:
 
 def main(args) -> int:
     from ..analytics.records import read_frames
-    from ..analytics.regions import Regions
+    from ..core.regions import Regions
     from ..analytics.report import analyse, write_report
     from ..core.config import load_pipeline_config
 

@@ -47,7 +47,8 @@ def specs_for(args):
 
 
 def main(args) -> int:
-    from ..graph import node_env, stop_on_signals
+    from ..dds import node_env
+    from ..processes import stop_on_signals
 
     specs = specs_for(args)
     env = node_env()
@@ -75,7 +76,7 @@ def main(args) -> int:
 
 def _run(specs, env, procs, died) -> None:
     """Start the nodes, then wait until one ends (its exit is reported in `died`)."""
-    from ..graph import NodeProcess
+    from ..processes import NodeProcess
 
     for spec in specs:
         procs.append(NodeProcess(spec, env))

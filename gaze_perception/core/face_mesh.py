@@ -27,6 +27,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .gaze_direction import angle_between, angles_to_vector
+from .head_pose import fill_head_pose
 from .types import CameraIntrinsics, Face
 
 NUM_POINTS = 468
@@ -225,14 +227,18 @@ def mesh_rotation(points: np.ndarray, k: CameraIntrinsics,
     return ray_rotation(cx, cy, k) @ rotation_from_angles(yaw, pitch, roll)
 
 
+def mesh_trusted(mesh: FaceMesh) -> bool:
+    """Whether the mesh is good enough for head pose: finite points and presence at least the
+    reference's `min_presence` (profiles and occlusions fall below)."""
+    return mesh.presence >= reference().min_presence and bool(np.all(np.isfinite(mesh.points)))
+
+
 def mesh_head_pose(mesh: FaceMesh, k: CameraIntrinsics) -> Optional[Tuple[float, float, float]]:
-    """(yaw, pitch, roll) radians from the mesh, or None where the mesh is not trusted (presence
-    under the reference's `min_presence`: profiles, occlusions), so the caller falls back to the
-    five-point pose."""
-    ref = reference()
-    if mesh.presence < ref.min_presence or not np.all(np.isfinite(mesh.points)):
+    """(yaw, pitch, roll) radians from the mesh, or None where it is not `mesh_trusted`, so the
+    caller falls back to the five-point pose."""
+    if not mesh_trusted(mesh):
         return None
-    return angles_from_rotation(mesh_rotation(mesh.points, k, ref))
+    return angles_from_rotation(mesh_rotation(mesh.points, k, reference()))
 
 
 # --- gaze from the eyes -------------------------------------------------------------------------
@@ -289,10 +295,8 @@ def eye_gaze(mesh: FaceMesh, k: CameraIntrinsics,
 def camera_angle(direction: Sequence[float], eye_xy: Sequence[float],
                  k: CameraIntrinsics) -> float:
     """Angle (radians) between a gaze direction and the line from the eyes to the camera."""
-    to_camera = -np.array([(eye_xy[0] - k.cx) / k.fx, (eye_xy[1] - k.cy) / k.fy, 1.0])
-    d = np.asarray(direction, np.float64)
-    cos = float(d @ to_camera / (np.linalg.norm(d) * np.linalg.norm(to_camera)))
-    return math.acos(max(-1.0, min(1.0, cos)))
+    return angle_between(direction, -np.array([(eye_xy[0] - k.cx) / k.fx,
+                                               (eye_xy[1] - k.cy) / k.fy, 1.0]))
 
 
 def looking_at_camera_probability(angle_deg: float, cone_deg: float = CAMERA_CONE_DEG,
@@ -321,16 +325,12 @@ def analyse_faces(faces: Sequence[Face], meshes: Sequence[FaceMesh], k: CameraIn
     five points where the mesh is not trusted; left alone when `head_pose` is off) and its
     gaze from the eyes. Where the mesh is not trusted the gaze direction is the head's (no eye
     angles) and P(camera) follows it."""
-    from .gaze_direction import angles_to_vector
-    from .head_pose import fill_head_pose
-
-    ref = reference()
     out = []
     for mesh in meshes:
         face = faces[mesh.face_index]
-        trusted = mesh.presence >= ref.min_presence and bool(np.all(np.isfinite(mesh.points)))
+        trusted = mesh_trusted(mesh)
         if head_pose:
-            fill_head_pose(face, k, mesh if trusted else None)
+            fill_head_pose(face, k, mesh_head_pose(mesh, k))
         source = "mesh" if head_pose and trusted else ("five_point" if head_pose else "")
         pose = face.head_pose
         head = None if pose is None else rotation_from_angles(*pose)

@@ -15,11 +15,8 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .csv_io import reader as csv_reader
-from .types import Face
+from .types import AWAY, CODES, LEFT, NO_FACE, RIGHT, Face
 
-#: code values, equal to the constants of gaze_msgs/GazeCoding
-AWAY, LEFT, RIGHT, NO_FACE = 0, 1, 2, 3
-CODES = ("away", "left", "right", "no_face")
 #: what a classifier predicts from a face crop, in this order
 GAZE_CLASSES = CODES[:3]
 

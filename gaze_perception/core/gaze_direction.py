@@ -49,6 +49,13 @@ def vector_to_angles(v) -> Tuple[np.ndarray, np.ndarray]:
     return np.arctan2(v[..., 0], -v[..., 2]), np.arcsin(np.clip(v[..., 1], -1.0, 1.0))
 
 
+def angle_between(a: Sequence[float], b: Sequence[float]) -> float:
+    """Angle (radians) between two 3D vectors, which need not be unit."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return math.acos(max(-1.0, min(1.0, cos)))
+
+
 def angular_error_deg(a, b) -> np.ndarray:
     """Angle in degrees between gaze vectors a and b (..., 3), which need not be unit."""
     a, b = np.asarray(a, float), np.asarray(b, float)

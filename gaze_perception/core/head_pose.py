@@ -1,5 +1,5 @@
-"""Head pose from the five MTCNN landmarks with cv2.solvePnP and a generic 3D face, or from the
-dense mesh where there is one (`core.face_mesh`)."""
+"""Head pose from the five MTCNN landmarks with cv2.solvePnP and a generic 3D face, or the pose
+of the dense mesh where there is one (computed by `core.face_mesh`, which builds on this module)."""
 from __future__ import annotations
 
 import math
@@ -54,13 +54,12 @@ def estimate_head_pose(landmarks, intrinsics: CameraIntrinsics
     return (-yaw, pitch, roll)
 
 
-def fill_head_pose(face: Face, intrinsics: CameraIntrinsics, mesh=None) -> Face:
-    """Set the face's yaw/pitch/roll: from its dense mesh (`core.face_mesh.FaceMesh`) where one
-    is given and trusted, else from the five landmarks; left NaN when neither works."""
-    pose = None
-    if mesh is not None:
-        from .face_mesh import mesh_head_pose
-        pose = mesh_head_pose(mesh, intrinsics)
+def fill_head_pose(face: Face, intrinsics: CameraIntrinsics,
+                   mesh_pose: Optional[Tuple[float, float, float]] = None) -> Face:
+    """Set the face's yaw/pitch/roll: `mesh_pose`, the pose of its dense mesh
+    (`core.face_mesh.mesh_head_pose`), where one is given (None: no mesh, or not trusted), else
+    from the five landmarks; left NaN when neither works."""
+    pose = mesh_pose
     if pose is None and face.landmarks:
         pose = estimate_head_pose(face.landmarks, intrinsics)
     if pose is not None:

@@ -1,16 +1,16 @@
-"""The ROS-free pipeline: face detection, head pose, then the optional eye and gaze stages."""
+"""The ROS-free pipeline: the face stage, then the stages of the stage table that a config names."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import registry
-from .face_mesh import analyse_faces
-from .head_pose import fill_head_pose
+from . import registry
+from .face_stage import FaceStage
 from .image import check_rgb
+from . import stages
 from .tracking import Tracker, TrackerConfig
 from .types import CameraIntrinsics, Face, FrameResult
 
@@ -52,34 +52,61 @@ class GraphConfig:
                    compose=bool(data.get("compose", False)))
 
 
-@dataclass
 class PipelineConfig:
-    faces: Optional[StageConfig] = field(default_factory=lambda: StageConfig("mtcnn"))
-    landmarks: Optional[StageConfig] = None  # dense landmarks (mediapipe): head pose, eye gaze
-    eyes: Optional[StageConfig] = None
-    gaze: Optional[StageConfig] = None
-    direction: Optional[StageConfig] = None  # appearance-based gaze direction (l2cs, itracker)
-    coding: Optional[StageConfig] = None     # infant gaze coding (icatcher)
-    head_pose: bool = True
-    tracking: Optional[TrackerConfig] = None
-    graph: GraphConfig = field(default_factory=GraphConfig)
+    """The stages of a pipeline YAML: one `StageConfig` (or None: off) per row of the stage
+    table (`core/stages.py`), by its key (`config.eyes`, `config.stage("eyes")`; a row's
+    `default` backend where none is given), and the face stage's `head_pose` and `tracking`."""
+
+    def __init__(self, head_pose: bool = True, tracking: Optional[TrackerConfig] = None,
+                 graph: Optional[GraphConfig] = None, **stage_configs: Optional[StageConfig]):
+        keys = [st.key for st in stages.STAGES]
+        unknown = set(stage_configs) - set(keys)
+        if unknown:
+            raise TypeError(f"unknown pipeline stage(s) {sorted(unknown)}; known: "
+                            f"{', '.join(keys)}")
+        self.__dict__["stages"] = {
+            st.key: stage_configs[st.key] if st.key in stage_configs
+            else (StageConfig(st.default) if st.default else None) for st in stages.STAGES}
+        self.head_pose, self.tracking = head_pose, tracking
+        self.graph = graph if graph is not None else GraphConfig()
+
+    def __getattr__(self, name: str):
+        configured = self.__dict__.get("stages", {})
+        if name in configured:
+            return configured[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or stage '{name}'")
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in self.__dict__.get("stages", {}):
+            self.__dict__["stages"][name] = value
+        else:
+            super().__setattr__(name, value)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PipelineConfig) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return (f"PipelineConfig({self.stages}, head_pose={self.head_pose}, "
+                f"tracking={self.tracking}, graph={self.graph})")
+
+    def stage(self, key: str) -> Optional[StageConfig]:
+        """The configuration of the stage table's row `key` (None: off)."""
+        return self.stages[stages.by_key(key).key]
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "PipelineConfig":
-        """Read a pipeline YAML: `stages:` (`faces`, `landmarks`, `eyes`, `gaze`, `direction`,
-        `coding`, `head_pose`, `tracking`) and the graph keys; a mapping without `stages:` is
-        the stages alone."""
-        stages = data.get("stages", data) or {}
+        """Read a pipeline YAML: `stages:` (a key per row of the stage table, `head_pose`,
+        `tracking`) and the graph keys; a mapping without `stages:` is the stages alone."""
+        given = data.get("stages", data) or {}
         graph = GraphConfig.from_dict(data) if "stages" in data else GraphConfig()
-        known = ("faces", "landmarks", "eyes", "gaze", "direction", "coding", "head_pose",
-                 "tracking")
-        unknown = set(stages) - set(known)
+        known = (*(st.key for st in stages.STAGES), "head_pose", "tracking")
+        unknown = set(given) - set(known)
         if unknown:
             raise ValueError(f"unknown pipeline stage(s) {sorted(unknown)}; "
                              f"known: {', '.join(known)}")
 
         def stage(key, default):
-            spec = stages.get(key, default)
+            spec = given.get(key, default)
             if spec is None or spec is False:
                 return None
             if isinstance(spec, str):
@@ -91,28 +118,54 @@ class PipelineConfig:
                                  "{backend: NAME, params: {...}}, got " + repr(spec)[:200])
             return StageConfig(spec["backend"], dict(spec.get("params") or {}))
 
-        return cls(faces=stage("faces", "mtcnn"), landmarks=stage("landmarks", None),
-                   eyes=stage("eyes", None),
-                   gaze=stage("gaze", None), direction=stage("direction", None),
-                   coding=stage("coding", None), head_pose=bool(stages.get("head_pose", True)),
-                   tracking=TrackerConfig.from_value(stages.get("tracking")), graph=graph)
+        return cls(**{st.key: stage(st.key, st.default) for st in stages.STAGES},
+                   head_pose=bool(given.get("head_pose", True)),
+                   tracking=TrackerConfig.from_value(given.get("tracking")), graph=graph)
+
+    def contracts(self) -> List[Tuple[str, frozenset, frozenset]]:
+        """`(key, needs, gives)` of each configured stage: the table's row joined with what
+        its backend class declares (loaded, not built; an unknown name fails here)."""
+        out = []
+        for row in stages.STAGES:
+            st = self.stages[row.key]
+            if st is None:
+                continue
+            cls = registry.backend_class(row.kind, st.backend)
+            gives = set(row.gives | cls.gives)
+            if row.key == "faces" and not self.head_pose:
+                gives.discard("head_pose")
+            out.append((row.key, frozenset(row.needs | cls.needs), frozenset(gives)))
+        return out
 
 
 class Pipeline:
     """Runs the configured stages over RGB uint8 frames, in batches; with tracking on, calls
-    must come in frame order (the tracker keeps state between them)."""
+    must come in frame order (the tracker keeps state between them). The face stage
+    (`core.face_stage.FaceStage`) comes first; every other stage is called in the order their
+    needs and gives allow (`core.stages.order`), each with a `Context` of what came before."""
 
     def __init__(self, config: Optional[PipelineConfig] = None, **overrides):
         self.config = config or PipelineConfig()
-        build = lambda kind, st: None if st is None else registry.create(  # noqa: E731
-            kind, st.backend, **{**st.params, **overrides})
-        self.face_detector = build("face_detector", self.config.faces)
-        self.landmarker = build("face_landmarks", self.config.landmarks)
-        self.eye_state = build("eye_state", self.config.eyes)
-        self.gaze_target = build("gaze_target", self.config.gaze)
-        self.gaze_direction = build("gaze_direction", self.config.direction)
-        self.gaze_coder = build("gaze_coding", self.config.coding)
-        self.tracker = Tracker(self.config.tracking) if self.config.tracking else None
+        contracts = {c[0]: c for c in self.config.contracts()}
+        # without a face stage every call hands the pipeline its faces (e.g. head boxes)
+        have = set(stages.ALWAYS) | (set() if self.config.faces else {"faces"})
+        keys = stages.order(list(contracts.values()), frozenset(have))  # before any model loads
+        self.backends = {}
+        for key in keys:
+            st = self.config.stage(key)
+            self.backends[key] = registry.create(stages.by_key(key).kind, st.backend,
+                                                 **{**st.params, **overrides})
+            self.backends[key].prepare(frozenset(have))
+            have |= contracts[key][2]
+        self.face_stage = FaceStage(
+            self.backends.get("faces"), self.backends.get("landmarks"),
+            Tracker(self.config.tracking) if self.config.tracking else None,
+            self.config.head_pose)
+        self.later = [k for k in keys if k not in ("faces", "landmarks")]
+
+    @property
+    def tracker(self):
+        return self.face_stage.tracker
 
     def __call__(self, frames: Sequence[np.ndarray],
                  faces: Optional[Sequence[List[Face]]] = None,
@@ -146,43 +199,29 @@ class Pipeline:
     def _faces(self, frames: List[np.ndarray],
                faces: Optional[Sequence[List[Face]]]) -> List[List[Face]]:
         if faces is None:
-            if self.face_detector is None:
-                raise ValueError("no face stage configured and no faces given")
-            faces = self.face_detector.detect(frames)
+            return self.face_stage.detect(frames)
         return [list(fs) for fs in faces]
 
     def _after_faces(self, frames: List[np.ndarray], faces: List[List[Face]],
                      intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]]
                      ) -> List[FrameResult]:
         """Every stage after face detection, on frames whose faces are known."""
-        if self.tracker:  # frames arrive in order, batch after batch
-            for fs in faces:
-                self.tracker.update(fs)
-        intr = list(intrinsics) if intrinsics is not None else [None] * len(frames)
-        intr = [k or CameraIntrinsics.guess(f.shape[1], f.shape[0]) for k, f in zip(intr, frames)]
-        meshes = self.landmarker.estimate(frames, faces) if self.landmarker else None
-        eye_gaze = None
-        if meshes is not None:  # head pose from the meshes (five points where untrusted)
-            eye_gaze = [analyse_faces(fs, ms, k, self.config.head_pose)
-                        for fs, ms, k in zip(faces, meshes, intr)]
-        elif self.config.head_pose:
-            for fs, k in zip(faces, intr):
-                for face in fs:
-                    fill_head_pose(face, k)
-        eyes = self.eye_state.estimate(frames, faces) if self.eye_state else None
-        gaze = None
-        if self.gaze_target is not None:
-            # a gaze backend that aims along given directions gets the eyes' (no second mesh)
-            given = getattr(self.gaze_target, "takes_directions", False) and eye_gaze
-            gaze = (self.gaze_target.estimate(frames, faces, intr, directions=[
-                        [g.direction for g in gs] for gs in eye_gaze]) if given
-                    else self.gaze_target.estimate(frames, faces, intr))
-        directions = (self.gaze_direction.estimate(frames, faces) if self.gaze_direction
-                      else None)
-        codes = self.gaze_coder.code(frames, faces) if self.gaze_coder else None
+        ctx = stages.frame_context(frames, intrinsics, faces=faces)
+        meshes, eye_gaze = self.face_stage.finish(frames, faces, ctx)
+        results: Dict[str, Any] = {"meshes": meshes}
+        if eye_gaze is not None:
+            ctx.given.update(meshes=meshes, eye_directions=[[g.direction for g in gs]
+                                                            for gs in eye_gaze])
+        for key in self.later:
+            stage = stages.by_key(key)
+            results[stage.result] = self.backends[key].estimate(frames, faces, ctx)
+            ctx.given[stage.result] = results[stage.result]
         pick = lambda values, i: None if values is None else values[i]  # noqa: E731
-        return [FrameResult(width=f.shape[1], height=f.shape[0], faces=fs, eyes=pick(eyes, i),
-                            gaze=pick(gaze, i), directions=pick(directions, i),
-                            coding=pick(codes, i), meshes=pick(meshes, i),
-                            eye_gaze=pick(eye_gaze, i))
+        own = {f.name for f in fields(FrameResult)}
+        return [FrameResult(width=f.shape[1], height=f.shape[0], faces=fs,
+                            eye_gaze=pick(eye_gaze, i),
+                            **{name: pick(values, i) for name, values in results.items()
+                               if name in own},
+                            extra={name: values[i] for name, values in results.items()
+                                   if name not in own})
                 for i, (f, fs) in enumerate(zip(frames, faces))]

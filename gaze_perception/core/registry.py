@@ -1,7 +1,7 @@
 """The plugin door: backends register as setuptools entry points and are built by `create`.
 
-Entry point groups are ``gaze_perception.<kind>``; a backend class is called with keyword
-parameters. This is the pip-world equivalent of pluginlib (ROS 2's own CLI does the same).
+Entry point groups are ``gaze_perception.<kind>``, one per row of the stage table
+(`core/stages.py`); a backend class is called with keyword parameters. This is the pip-world equivalent of pluginlib (ROS 2's own CLI does the same).
 """
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import inspect
 from importlib.metadata import entry_points
 from typing import Callable, Dict, List
 
-KINDS = {
-    "face_detector": "gaze_perception.face_detectors",
-    "face_landmarks": "gaze_perception.face_landmarks",
-    "eye_state": "gaze_perception.eye_state",
-    "gaze_target": "gaze_perception.gaze_targets",
-    "gaze_direction": "gaze_perception.gaze_direction",
-    "gaze_coding": "gaze_perception.gaze_coding",
-}
+from . import stages
+
+
+def kinds() -> Dict[str, tuple]:
+    """Backend kind -> entry-point groups (the group, then its earlier name): the stage table."""
+    return {stage.kind: stage.groups for stage in stages.STAGES}
 
 
 class UnknownBackendError(LookupError):
@@ -28,23 +26,28 @@ class BackendParameterError(ValueError):
     """Raised for a parameter a backend does not take; the message lists the ones it takes."""
 
 
-def _group(kind: str) -> str:
-    if kind not in KINDS:
-        raise UnknownBackendError(f"unknown backend kind '{kind}'; known kinds: {', '.join(KINDS)}")
-    return KINDS[kind]
+def _groups(kind: str) -> tuple:
+    known = kinds()
+    if kind not in known:
+        raise UnknownBackendError(f"unknown backend kind '{kind}'; known kinds: {', '.join(known)}")
+    return known[kind]
 
 
 def available(kind: str) -> Dict[str, object]:
-    """Installed entry points of one kind, by name."""
-    return {ep.name: ep for ep in entry_points(group=_group(kind))}
+    """Installed entry points of one kind, by name (the current group wins over the old)."""
+    found: Dict[str, object] = {}
+    for group in _groups(kind):
+        for ep in entry_points(group=group):
+            found.setdefault(ep.name, ep)
+    return found
 
 
 def list_backends() -> Dict[str, List[str]]:
-    return {kind: sorted(available(kind)) for kind in KINDS}
+    return {kind: sorted(available(kind)) for kind in kinds()}
 
 
 def create(kind: str, name: str, **params):
-    """Build backend `name` of `kind` (face_detector, eye_state, gaze_target) with `params`."""
+    """Build backend `name` of `kind` (a kind of the stage table) with `params`."""
     return _checked(kind, name, params)(**params)
 
 
@@ -62,12 +65,17 @@ def deferred(kind: str, name: str, **params) -> Callable[[], object]:
     return get
 
 
-def _checked(kind: str, name: str, params: Dict[str, object]):
+def backend_class(kind: str, name: str):
+    """The class of backend `name` of `kind`, loaded but not built (its needs/uses/gives)."""
     eps = available(kind)
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none installed"
         raise UnknownBackendError(f"unknown {kind} backend '{name}'; installed: {known}")
-    cls = eps[name].load()
+    return eps[name].load()
+
+
+def _checked(kind: str, name: str, params: Dict[str, object]):
+    cls = backend_class(kind, name)
     check_params(cls, params, f"{kind} backend '{name}'")
     return cls
 

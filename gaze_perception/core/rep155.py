@@ -84,11 +84,7 @@ def head_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 def sellion_pixel(face: Face) -> Tuple[float, float]:
     """The eye midpoint, else the box point a third from the top."""
-    if len(face.landmarks) >= 2:
-        (lx, ly), (rx_, ry_) = face.landmarks[0], face.landmarks[1]
-        if all(math.isfinite(v) for v in (lx, ly, rx_, ry_)):
-            return ((lx + rx_) / 2.0, (ly + ry_) / 2.0)
-    return (face.x + face.width / 2.0, face.y + face.height / 3.0)
+    return face.eye_midpoint() or (face.x + face.width / 2.0, face.y + face.height / 3.0)
 
 
 def face_position(face: Face, k: CameraIntrinsics) -> Optional[np.ndarray]:

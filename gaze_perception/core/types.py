@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 Point = Tuple[float, float]
 
@@ -11,6 +11,10 @@ OPEN, CLOSED, UNKNOWN = "open", "closed", "unknown"
 #: the gaze target label of a person looking at the camera (for a robot: "looking at me")
 CAMERA_LABEL = "camera"
 EYE_STATES = (OPEN, CLOSED, UNKNOWN)
+#: infant gaze codes (`FrameResult.coding`; `core.gaze_coding` works with them), equal to the
+#: constants of gaze_msgs/GazeCoding; CODES names them in that order
+AWAY, LEFT, RIGHT, NO_FACE = 0, 1, 2, 3
+CODES = ("away", "left", "right", "no_face")
 
 
 @dataclass
@@ -43,6 +47,15 @@ class Face:
     @property
     def center(self) -> Point:
         return (self.x + self.width / 2.0, self.y + self.height / 2.0)
+
+    def eye_midpoint(self) -> Optional[Point]:
+        """Midpoint between the eyes (landmarks 0 and 1); None without two finite ones."""
+        if len(self.landmarks) < 2:
+            return None
+        (lx, ly), (rx, ry) = self.landmarks[0], self.landmarks[1]
+        if not all(math.isfinite(v) for v in (lx, ly, rx, ry)):
+            return None
+        return ((lx + rx) / 2.0, (ly + ry) / 2.0)
 
     @property
     def head_pose(self) -> Optional[Tuple[float, float, float]]:
@@ -113,6 +126,8 @@ class FrameResult:
     frame: int = 0
     source: str = ""
     stamp: float = 0.0
+    #: what stages without a field here gave (a plugin's stage), by its result name
+    extra: Dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """The JSON Lines schema of DESIGN.md section 4."""
@@ -179,7 +194,6 @@ def _rounded(values) -> Optional[list]:
 
 
 def _coding_json(c) -> dict:
-    from .gaze_coding import CODES
     return {"face_index": int(c.face_index), "code": CODES[c.code],
             "confidence": _num(c.confidence),
             "probs": {CODES[k]: round(float(p), 4) for k, p in enumerate(c.probs)}}

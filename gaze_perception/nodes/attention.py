@@ -8,9 +8,9 @@ from gaze_msgs.msg import AttentionSummary, EyeStateArray, FaceArray, GazeTarget
 from gaze_msgs.msg import TrackAttention as TrackAttentionMsg
 
 from ..analytics.attention import AttentionAccumulator, frame_observations
-from ..analytics.regions import Regions
+from ..core.regions import Regions
+from ..messages import msg_to_eyes, msg_to_faces, msg_to_gaze
 from .common import OUTPUT_QOS, PerceptionNode, spin
-from .convert import msg_to_eyes, msg_to_faces, msg_to_gaze
 from .inputs import MAX_FACES, StampJoin, message_problem
 from .params import Range
 

@@ -15,14 +15,15 @@ from sensor_msgs.msg import Image
 from diagnostic_msgs.msg import DiagnosticArray
 
 from gaze_msgs.msg import (AttentionSummary, EyeStateArray, FaceArray, FaceLandmarksArray,
-                           GazeCoding, GazeTargetArray)
+                           GazeCoding, GazeDirectionArray, GazeTargetArray)
 
-from .convert import rgb_to_image
+from ..messages import rgb_to_image
 
 #: message type of each output topic, by the topic's last name ("faces/landmarks" -> "landmarks")
 OUTPUT_TYPES = {"faces": FaceArray, "eye_states": EyeStateArray, "gaze_targets": GazeTargetArray,
                 "landmarks": FaceLandmarksArray,
                 "attention": AttentionSummary, "gaze_coding": GazeCoding,
+                "gaze_directions": GazeDirectionArray,
                 "diagnostics": DiagnosticArray}
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 

@@ -25,19 +25,16 @@ import json
 import sys
 from typing import List, Optional
 
-from ..graph import NODE_MODULES, NodeSpec
+from ..core import stages
+from ..graph import NodeSpec
 
-#: executable -> class name in its module (NODE_MODULES)
-NODE_CLASSES = {"source": "SourceNode", "face_detector": "FaceDetectorNode",
-                "eye_state": "EyeStateNode", "gaze_target": "GazeTargetNode",
-                "attention": "AttentionNode", "gaze_coding": "GazeCodingNode"}
 WIRED_TOPICS = ("image", "faces", "camera_info")
 
 
 def build_node(spec: NodeSpec):
     """The node of `spec`, with its own `--ros-args` (the process's are not applied to it)."""
-    cls = getattr(importlib.import_module(NODE_MODULES[spec.executable]),
-                  NODE_CLASSES[spec.executable])
+    module, _, name = stages.nodes()[spec.executable].partition(":")
+    cls = getattr(importlib.import_module(module), name)
     return cls(cli_args=spec.command()[3:], use_global_arguments=False)
 
 

@@ -5,8 +5,8 @@ from gaze_msgs.msg import EyeStateArray
 
 from ..core.draw import annotate
 from ..core.types import FrameResult
+from ..messages import eyes_to_msg
 from .common import OUTPUT_QOS, spin
-from .convert import eyes_to_msg
 from .paired import PairedNode
 
 
@@ -23,8 +23,8 @@ class EyeStateNode(PairedNode):
         self.create_debug_output("eye_states/debug_image")
         self.get_logger().info(f"eye-state node ready: backend={self.param('backend')}")
 
-    def process_pair(self, rgb, faces, image_msg) -> None:
-        eyes = self.backend.estimate([rgb], [faces])[0] if faces else []
+    def process_pair(self, rgb, faces, image_msg, ctx) -> None:
+        eyes = self.backend.estimate([rgb], [faces], ctx)[0] if faces else []
         self.pub.publish(eyes_to_msg(eyes, faces, image_msg.header))
         if self.debug_wanted():
             h, w = rgb.shape[:2]

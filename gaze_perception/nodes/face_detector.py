@@ -8,17 +8,17 @@ from sensor_msgs.msg import Image
 
 from gaze_msgs.msg import FaceArray, FaceLandmarksArray
 
-from .. import registry
+from ..core import registry
 from ..core.draw import annotate
-from ..core.face_mesh import analyse_faces
-from ..core.head_pose import fill_head_pose
+from ..core.face_stage import FaceStage
+from ..core.stages import frame_context
 from ..core.tracking import Tracker, TrackerConfig
-from ..core.types import CameraIntrinsics, FrameResult
+from ..core.types import FrameResult
 from ..graph import FACE_DETECTOR_PARAMS
+from ..messages import as_received, faces_to_msg, landmarks_to_msg
 from . import hri
 from .common import OUTPUT_QOS, PerceptionNode, mapping_ok, spin
 from .params import BackgroundReload, Range
-from .convert import as_received, faces_to_msg, landmarks_to_msg
 
 
 def _thresholds_ok(v):
@@ -62,7 +62,7 @@ class FaceDetectorNode(PerceptionNode):
 
     def __init__(self, **kwargs):
         super().__init__("face_detector", **kwargs)
-        self.detector = self.tracker = None
+        self.stage = FaceStage()  # detector, landmarker, tracker: core/face_stage.py
         self.downstream = []  # PairedNodes fed in this process (nodes/composed.py)
         self.reload = BackgroundReload(self, self.DETECTOR_PARAMS)
         self.add_on_set_parameters_callback(lambda ps: SetParametersResult(
@@ -70,13 +70,13 @@ class FaceDetectorNode(PerceptionNode):
         self.add_post_set_parameters_callback(self._on_params_set)
 
     def configure(self) -> None:
-        self.detector = self._build_detector()
+        self.stage = FaceStage(self._build_detector(), None, self._build_tracker(),
+                               self.param("head_pose"))
         self.reload.remember()
-        self.tracker = self._build_tracker()
         self.pub = self.create_output(FaceArray, "faces", OUTPUT_QOS)
-        self.landmarker = self.pub_landmarks = None
+        self.pub_landmarks = None
         if self.param("landmarks"):
-            self.landmarker = registry.create(
+            self.stage.landmarker = registry.create(
                 "face_landmarks", self.param("landmarks"), device=self.param("device"),
                 **json.loads(self.param("landmarks_params") or "{}"))
             self.pub_landmarks = self.create_output(FaceLandmarksArray, "faces/landmarks",
@@ -84,10 +84,15 @@ class FaceDetectorNode(PerceptionNode):
         self.create_debug_output("faces/debug_image")
         self.hri = hri.FaceHri(self) if hri.wanted(self) else None  # REP-155 topics, face TF
         self.get_logger().info(f"face detector ready: backend={self.param('backend')}, "
-                               f"device={self.detector.device}")
+                               f"device={self.stage.detector.device}")
+
+    @property
+    def detector(self):
+        """The face detector in use (a background reload swaps it)."""
+        return self.stage.detector
 
     def release(self) -> None:
-        self.detector = self.tracker = self.landmarker = None
+        self.stage = FaceStage()
         if getattr(self, "hri", None) is not None:
             self.hri.close()
             self.hri = None
@@ -114,31 +119,28 @@ class FaceDetectorNode(PerceptionNode):
                                         for k in TrackerConfig().as_dict()}))
 
     def _on_params_set(self, params) -> None:
-        if self.detector is None:  # unconfigured: `configure` reads the new values
+        if self.stage.detector is None:  # unconfigured: `configure` reads the new values
             return
         if self.reload.wanted(params):  # a model rebuild: off the executor thread
             self.reload.start(self._build_detector, self._install_detector)
         if any(p.name.startswith("tracking") for p in params):
-            self.tracker = self._build_tracker()
+            self.stage.tracker = self._build_tracker()
+        if any(p.name == "head_pose" for p in params):
+            self.stage.head_pose = self.param("head_pose")
 
     def _install_detector(self, detector) -> None:
-        if self.detector is not None:  # not cleaned up meanwhile
-            self.detector = detector
+        if self.stage.detector is not None:  # not cleaned up meanwhile
+            self.stage.detector = detector
 
     def process(self, msg: Image) -> None:
         rgb = self.to_rgb(msg)
         h, w = rgb.shape[:2]
-        faces = self.detector.detect([rgb])[0]
-        k = self.intrinsics or CameraIntrinsics.guess(w, h)
-        meshes = gazes = None
-        if self.landmarker is not None:  # head pose from the mesh, five points where untrusted
-            meshes = self.landmarker.estimate([rgb], [faces])[0]
-            gazes = analyse_faces(faces, meshes, k, self.param("head_pose"))
-        elif self.param("head_pose"):
-            for f in faces:
-                fill_head_pose(f, k)
-        if self.tracker:
-            self.tracker.update(faces)
+        ctx = frame_context([rgb], [self.intrinsics])
+        k = ctx.intrinsics[0]
+        faces = self.stage.detect([rgb])[0]
+        meshes, gazes = self.stage.finish([rgb], [faces], ctx)
+        if meshes is not None:  # this frame's
+            meshes, gazes = meshes[0], gazes[0]
         faces_msg = faces_to_msg(faces, msg.header, w, h)
         self.pub.publish(faces_msg)
         published = {self.pub.topic_name: faces_msg}
@@ -159,7 +161,7 @@ class FaceDetectorNode(PerceptionNode):
             self.publish_debug(annotate(rgb, FrameResult(w, h, faces)), msg.header)
 
     def diagnostic_values(self):
-        return {"backend": self.param("backend"), "device": str(self.detector.device)}
+        return {"backend": self.param("backend"), "device": str(self.stage.detector.device)}
 
 
 def main(args=None):

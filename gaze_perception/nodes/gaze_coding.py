@@ -11,17 +11,11 @@ import os
 
 from gaze_msgs.msg import GazeCoding
 
-from ..core.gaze_coding import SMOOTHING, FrameCode, Smoother, read_illegal_transitions
+from ..core.gaze_coding import SMOOTHING, Smoother, read_illegal_transitions
+from ..messages import coding_to_msg
 from .common import OUTPUT_QOS, spin
 from .paired import PairedNode
 from .params import Range
-
-
-def coding_to_msg(code: FrameCode, header) -> GazeCoding:
-    return GazeCoding(header=header, face_index=int(code.face_index),
-                      track_id=int(code.track_id), code=int(code.code),
-                      confidence=float(code.confidence), raw_code=int(code.raw_code),
-                      probabilities=[float(p) for p in code.probs])
 
 
 class GazeCodingNode(PairedNode):
@@ -54,8 +48,8 @@ class GazeCodingNode(PairedNode):
         self.get_logger().info(f"gaze-coding node ready: {self.backend.describe()}, "
                                f"smoothing={self.param('smoothing')}/{self.param('window')}")
 
-    def process_pair(self, rgb, faces, image_msg) -> None:
-        code = self.backend.code([rgb], [faces])[0]
+    def process_pair(self, rgb, faces, image_msg, ctx) -> None:
+        code = self.backend.estimate([rgb], [faces], ctx)[0]
         for header, final in self.smoother.push(code, image_msg.header):
             self.pub.publish(coding_to_msg(final, header))
 

@@ -5,9 +5,9 @@ from gaze_msgs.msg import FaceLandmarksArray, GazeTargetArray
 
 from ..core.draw import annotate
 from ..core.types import FrameResult
+from ..messages import gaze_to_msg, landmark_directions
 from . import hri
 from .common import DEBUG_QOS, OUTPUT_QOS, spin
-from .convert import gaze_to_msg, landmark_directions
 from .paired import PairedNode
 
 
@@ -30,8 +30,7 @@ class GazeTargetNode(PairedNode):
 
     def configure(self) -> None:
         super().configure()
-        if not (self.extras and getattr(self.backend, "takes_directions", False)):
-            getattr(self.backend, "direction", None)  # a deferred direction backend: load now
+        self.backend.prepare(frozenset({"eye_directions"}) if self.extras else frozenset())
         self.pub = self.create_output(GazeTargetArray, "gaze_targets", OUTPUT_QOS)
         self.create_debug_output("gaze_targets/debug_image")
         self.hri = hri.GazeHri(self) if hri.wanted(self) else None  # gaze TF, who looks at whom
@@ -59,12 +58,15 @@ class GazeTargetNode(PairedNode):
     def implied_params(self) -> dict:
         return {"heatmaps": True} if self.param("publish_heatmaps") else {}
 
-    def process_pair(self, rgb, faces, image_msg, landmarks=None) -> None:
-        k = self.intrinsics_for(rgb)
-        given = {}
-        if landmarks is not None and getattr(self.backend, "takes_directions", False):
-            given["directions"] = [landmark_directions(landmarks, len(faces))]
-        targets = self.backend.estimate([rgb], [faces], [k], **given)[0] if faces else []
+    def given(self, faces, extras: dict) -> dict:
+        landmarks = extras.get("landmarks")
+        if landmarks is not None and "eye_directions" in self.backend.uses:
+            return {"eye_directions": [landmark_directions(landmarks, len(faces))]}
+        return {}
+
+    def process_pair(self, rgb, faces, image_msg, ctx) -> None:
+        k = ctx.intrinsics[0]
+        targets = self.backend.estimate([rgb], [faces], ctx)[0] if faces else []
         self.pub.publish(gaze_to_msg(targets, faces, image_msg.header,
                                      with_heatmaps=self.param("publish_heatmaps")))
         if self.hri is not None:

@@ -27,7 +27,7 @@ from sensor_msgs.msg import Image
 
 from ..core import rep155
 from ..core.types import CAMERA_LABEL, CameraIntrinsics, Face, GazeTarget
-from .convert import rgb_to_image
+from ..messages import rgb_to_image
 
 try:
     from hri_msgs.msg import FacialLandmarks, Gaze, IdsList, NormalizedPointOfInterest2D

@@ -16,17 +16,18 @@ from sensor_msgs.msg import Image
 
 from gaze_msgs.msg import FaceArray
 
-from .. import registry
-from ..core.types import CameraIntrinsics
+from ..core import registry
+from ..core.stages import Context, frame_context
+from ..messages import msg_to_faces
 from .common import OUTPUT_QOS, PerceptionNode, mapping_ok
-from .convert import msg_to_faces
 from .inputs import MAX_FACES, StampJoin, faces_problem
 from .params import Range
 
 
 class PairedNode(PerceptionNode):
     """Subscribes `image` and `faces` (and the `extra_inputs` of a subclass, joined by the same
-    stamp); subclasses implement `process_pair(rgb, faces, image_msg, **extras)`."""
+    stamp); subclasses implement `process_pair(rgb, faces, image_msg, ctx)`, `ctx` the
+    frame's `core.stages.Context` (intrinsics, and what `given` makes of the extras)."""
 
     KIND = ""  # registry kind of the backend
 
@@ -117,16 +118,20 @@ class PairedNode(PerceptionNode):
 
     def process(self, image_msg: Image, faces_msg: FaceArray, rgb=None, extras=None) -> None:
         rgb = self.to_rgb(image_msg) if rgb is None else rgb
-        self.process_pair(rgb, msg_to_faces(faces_msg), image_msg, **(extras or {}))
+        faces = msg_to_faces(faces_msg)
+        ctx = frame_context([rgb], [self.intrinsics], faces=[faces],
+                            **self.given(faces, extras or {}))
+        self.process_pair(rgb, faces, image_msg, ctx)
+
+    def given(self, faces, extras: dict) -> dict:
+        """What the extra inputs give the backend (DATA name -> one entry for this frame)."""
+        return {}
 
     def implied_params(self) -> dict:
         """Backend parameters that follow from the node's own parameters."""
         return {}
 
-    def intrinsics_for(self, rgb) -> CameraIntrinsics:
-        return self.intrinsics or CameraIntrinsics.guess(rgb.shape[1], rgb.shape[0])
-
-    def process_pair(self, rgb, faces, image_msg) -> None:  # pragma: no cover - abstract
+    def process_pair(self, rgb, faces, image_msg, ctx: Context) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def diagnostic_values(self):

@@ -19,8 +19,8 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ..core.calibration import load_calibration
 from ..core.sources import VIDEO_EXTS, FrameSource, SourceError
+from ..messages import rgb_to_image
 from .common import PerceptionNode, spin
-from .convert import rgb_to_image
 from .params import Range
 
 #: publish rate of images and folders when `rate` is 0
