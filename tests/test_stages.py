@@ -208,6 +208,10 @@ def test_a_stub_stage_is_one_table_entry_one_backend_and_one_node_file(
     from gaze_perception.nodes.composed import build_node
     (composed,) = node_specs(config, device="cpu", compose=True)
     assert [s["executable"] for s in json.loads(composed.arguments[1])][-1] == "stub_counter"
+    from gaze_perception.bags.errors import BagError
+    from gaze_perception.bags.process import outputs
+    with pytest.raises(BagError, match="stage 'counts' has no output topic"):
+        outputs(config)                           # bag process refuses what it cannot write
     import rclpy
 
     from gaze_perception.dds import reserve_domain_id
@@ -234,3 +238,29 @@ def test_without_a_face_stage_the_calls_hand_the_faces(astronaut):
     (result,) = pipe([astronaut], faces=[[Face(180, 60, 90, 110)]])
     assert len(result.eyes) == len(result.gaze) == 1
     assert result.eyes[0].state == "unknown"   # a head box has no eye landmarks
+
+
+def test_bag_process_writes_every_stage_as_the_graph_publishes_it(seeded_checkpoints, astronaut,
+                                                                  tmp_path):
+    from rclpy.serialization import deserialize_message
+
+    from gaze_msgs.msg import GazeCoding, GazeDirectionArray
+    from gaze_perception.bags.bagfile import BagReader
+    from gaze_perception.cli.main import main
+    from test_bags import _image_bag
+
+    src, out, config = tmp_path / "in", tmp_path / "out", tmp_path / "lines.yaml"
+    _image_bag(src, astronaut)
+    config.write_text(json.dumps(every_stage(seeded_checkpoints)))
+    assert main(["bag", "process", str(src), "--config", str(config), "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == 0
+    reader = BagReader(out)
+    assert {t.name: t.msgtype for t in reader.topics.values()} == {
+        "/camera/image_raw": "sensor_msgs/msg/Image",
+        **{"/" + row.topic: row.msg for row in stages.STAGES}}
+    assert all(reader.topics["/" + row.topic].count == 2 for row in stages.STAGES)
+    first = next(iter(reader.messages(["/gaze_directions"])))
+    directions = deserialize_message(first.data, GazeDirectionArray)
+    assert directions.header.stamp.sec == 7 and len(directions.directions) == 1
+    coding = deserialize_message(next(iter(reader.messages(["/gaze_coding"]))).data, GazeCoding)
+    assert coding.face_index == 0 and len(coding.probabilities) == 4

@@ -25,7 +25,7 @@ from ..core import stages as stage_table
 from ..messages import compressed_to_rgb, image_to_rgb, stage_msg
 from . import STORAGE_NAMES
 from .bagfile import BagReader, BagWriter
-from .errors import TopicNotFoundError
+from .errors import BagError, TopicNotFoundError
 from .typesys import canonical_cdr, message_class
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,16 @@ CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 
 def outputs(config) -> dict:
     """Output topic and type of each configured stage: the topics the ROS graph publishes (the
-    stage table's `topic` and `msg`)."""
-    return {s.key: ("/" + s.topic, s.msg) for s in stage_table.STAGES
-            if config.stage(s.key) is not None}
+    stage table's `topic` and `msg`); a stage the table gives neither is refused."""
+    out = {}
+    for s in stage_table.STAGES:
+        if config.stage(s.key) is None:
+            continue
+        if not (s.topic and s.msg):
+            raise BagError(f"stage '{s.key}' has no output topic and message type in the stage "
+                           "table (core/stages.py): bag process cannot write it")
+        out[s.key] = ("/" + s.topic, s.msg)
+    return out
 
 
 @dataclass

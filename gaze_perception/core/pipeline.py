@@ -163,10 +163,6 @@ class Pipeline:
             self.config.head_pose)
         self.later = [k for k in keys if k not in ("faces", "landmarks")]
 
-    @property
-    def tracker(self):
-        return self.face_stage.tracker
-
     def __call__(self, frames: Sequence[np.ndarray],
                  faces: Optional[Sequence[List[Face]]] = None,
                  intrinsics: Optional[Sequence[Optional[CameraIntrinsics]]] = None,
@@ -214,7 +210,7 @@ class Pipeline:
                                                             for gs in eye_gaze])
         for key in self.later:
             stage = stages.by_key(key)
-            results[stage.result] = self.backends[key].estimate(frames, faces, ctx)
+            results[stage.result] = getattr(self.backends[key], stage.call)(frames, faces, ctx)
             ctx.given[stage.result] = results[stage.result]
         pick = lambda values, i: None if values is None else values[i]  # noqa: E731
         own = {f.name for f in fields(FrameResult)}
