@@ -21,6 +21,8 @@ def stage_nodes() -> Dict[str, str]:
     """Pipeline stage → node executable, for each stage with a node of its own (the landmark
     stage runs in the face node)."""
     return {s.key: s.kind for s in stages.STAGES if s.node}
+
+
 #: parameters of the source and attention nodes whose YAML value may have another type than
 #: the declared one (`rate: 10`, `source: 0`), which ROS refuses
 FLOAT_PARAMS = {"rate", "window", "min_inout", "max_frame_gap"}

@@ -65,7 +65,6 @@ class MTCNNDetector(FaceDetector):
 
     gives = frozenset({"faces", "landmarks"})
 
-
     def __init__(self, *, weights_dir: Optional[Path] = None, device: str = "auto",
                  min_face_size: float = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
                  factor: float = 0.709, max_faces: int = 0,

@@ -39,7 +39,6 @@ class RetinaFaceDetector(FaceDetector):
 
     gives = frozenset({"faces", "landmarks"})
 
-
     def __init__(self, *, weights: Union[str, Path] = "retinaface_mnet025",
                  weights_dir: Optional[Path] = None, device: str = "auto",
                  score_threshold: float = 0.8, nms_threshold: float = 0.4, top_k: int = 5000,

@@ -35,7 +35,6 @@ class YuNetDetector(FaceDetector):
 
     gives = frozenset({"faces", "landmarks"})
 
-
     def __init__(self, *, weights: Union[str, Path] = "yunet_2023mar",
                  weights_dir: Optional[Path] = None, device: str = "auto",
                  score_threshold: float = 0.6, nms_threshold: float = 0.3, top_k: int = 5000,
