@@ -189,3 +189,24 @@ def test_yunet_face_counts_on_the_infant_video(shared_dir, clips):
         ok, frame = cap.read()
     assert len(counts) == len(manual) == 173
     assert np.mean(np.array(counts) == np.array(manual)) >= 0.9
+
+
+def test_the_frame_filling_search_invents_no_face_over_a_crowd():
+    """`add_large_faces` on a 4000x2256 frame whose small copy shows a 'face' over a crowd of
+    found faces (the lecture-hall phantom): refused; a frame-filling face holding one smaller
+    detection (a tight crop where an eye was taken for a face) is kept."""
+    from gaze_perception.core.face_context import add_large_faces
+    from gaze_perception.core.types import Face
+
+    frame = np.full((2256, 4000, 3), 90, np.uint8)
+    crowd = [Face(300 + 500 * (i % 7), 300 + 450 * (i // 7), 90, 110, score=0.99)
+             for i in range(21)]
+
+    def phantom(canvas, least):  # what the small padded copy "shows", in canvas pixels
+        s = canvas.shape[1] / (4000 + 2 * 1000)
+        return [Face((1000 + 1200) * s, (1000 + 400) * s, 1397 * s, 1675 * s, score=0.70)]
+
+    assert add_large_faces(phantom, frame, crowd) == crowd
+    one_inner = [Face(1500, 700, 200, 200, score=0.8)]
+    kept = add_large_faces(phantom, frame, one_inner)
+    assert len(kept) == 2 and kept[1].width == pytest.approx(1397, rel=0.01)

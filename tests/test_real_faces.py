@@ -126,6 +126,30 @@ def _tight(image, face: Face):
     return np.ascontiguousarray(image[max(0, y0):min(h, y1), max(0, x0):min(w, x1)])
 
 
+def test_the_crowd_rule_keeps_every_large_face_found_on_tight_crops(aflw, detector):
+    """The frame-filling search (`core.face_context.add_large_faces`) finds faces that fill a
+    tight crop; refusing candidates that hold more than one smaller face (the crowd phantom)
+    takes none of them away on real tight AFLW2000 crops."""
+    from gaze_perception.core.face_context import add_large_faces
+
+    plain = registry.create("face_detector", "mtcnn", device="cpu", border_context=False)
+    added = 0
+    for f in sorted(p.name for p in aflw.glob("*.jpg"))[:120]:
+        image = rgb(aflw / f)
+        face = hp.central_face(detector.detect([image])[0], image.shape[1], image.shape[0])
+        if face is None:
+            continue
+        crop = _tight(image, face)
+        if min(crop.shape[:2]) < 24:
+            continue
+        regular = plain.detect([crop])[0]
+        with_rule = add_large_faces(detector._detect_one, crop, regular)
+        assert with_rule == add_large_faces(detector._detect_one, crop, regular,
+                                            max_inner_faces=10 ** 6), f
+        added += len(with_rule) - len(regular)
+    assert added >= 8      # the pass still finds frame-filling faces the cascade misses
+
+
 def test_eye_state_at_every_face_size_never_reads_an_open_eye_closed(aflw, detector, eyes):
     """Tight crops of real frontal faces (the face filling the frame, as at a robot's camera),
     then downscaled to 10-60 px wide: eyes open at full size stay open or become unknown;
