@@ -22,6 +22,7 @@ CASES = {
                      "--sizes", "320x240"], "x floor"),
     "models": (["benchmarks/models.py", "--repeats", "1", "--warmup", "0", "--threads", "1",
                 "--models", "eye-state,mtcnn-onet"], "mtcnn-onet 16x3x48x48"),
+    "large_faces": (["benchmarks/large_faces.py", "--limit", "3"], "frame-filling faces added"),
     "pipeline_fps": (["benchmarks/pipeline_fps.py", "--repeats", "1", "--faces", "1",
                       "--threads", "1", "--sizes", "320x240"], "frames/s"),
 }
