@@ -32,6 +32,7 @@ def main(argv=None) -> int:
 
     import cv2
     import numpy as np
+    import torch
 
     from gaze_perception.core.face_context import _inner_faces, add_large_faces
     from gaze_perception.core.registry import create
@@ -54,7 +55,8 @@ def main(argv=None) -> int:
         crops += 1
         regular = plain.detect([crop])[0]
         found_alone += bool(regular)
-        every = add_large_faces(det._detect_one, crop, regular, max_inner_faces=10 ** 6)
+        with torch.inference_mode():  # as inside detect()
+            every = add_large_faces(det._detect_one, crop, regular, max_inner_faces=10 ** 6)
         for big in every[len(regular):]:
             inner[_inner_faces(big, regular)] += 1
     added = sum(inner.values())

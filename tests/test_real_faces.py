@@ -130,6 +130,8 @@ def test_the_crowd_rule_keeps_every_large_face_found_on_tight_crops(aflw, detect
     """The frame-filling search (`core.face_context.add_large_faces`) finds faces that fill a
     tight crop; refusing candidates that hold more than one smaller face (the crowd phantom)
     takes none of them away on real tight AFLW2000 crops."""
+    import torch
+
     from gaze_perception.core.face_context import add_large_faces
 
     plain = registry.create("face_detector", "mtcnn", device="cpu", border_context=False)
@@ -143,9 +145,10 @@ def test_the_crowd_rule_keeps_every_large_face_found_on_tight_crops(aflw, detect
         if min(crop.shape[:2]) < 24:
             continue
         regular = plain.detect([crop])[0]
-        with_rule = add_large_faces(detector._detect_one, crop, regular)
-        assert with_rule == add_large_faces(detector._detect_one, crop, regular,
-                                            max_inner_faces=10 ** 6), f
+        with torch.inference_mode():  # as inside detect()
+            with_rule = add_large_faces(detector._detect_one, crop, regular)
+            assert with_rule == add_large_faces(detector._detect_one, crop, regular,
+                                                max_inner_faces=10 ** 6), f
         added += len(with_rule) - len(regular)
     assert added >= 8      # the pass still finds frame-filling faces the cascade misses
 
