@@ -21,7 +21,7 @@ from .types import CLOSED, OPEN, FrameResult
 _GREEN, _RED, _YELLOW, _CYAN = (0, 200, 0), (230, 40, 40), (250, 210, 0), (0, 200, 230)
 _WHITE, _BLACK = (255, 255, 255), (0, 0, 0)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-#: eye state → (colour, one-letter mark in a label)
+#: eye state → (colour, its word in a label); any other state: yellow, "?"
 _EYES = {OPEN: (_GREEN, "open"), CLOSED: (_RED, "closed")}
 Box = Tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 
