@@ -1,6 +1,7 @@
 """README.md and docs/*.md: what they link to, run and name exists (no ROS, a second or two).
 
-1. every relative markdown link resolves to a file, and its #anchor to a heading there (GitHub's slugs);
+1. every relative markdown link resolves to a file, and its #anchor to a heading there
+   (GitHub's slugs);
 2. every `gaze-perception <sub> [<subsub>]` in a fenced code block names a real subcommand;
 3. every `make <target>` in code names a target of the Makefile;
 4. every repository path (`benchmarks/x.py`, `config/x.yaml`, `launch/x.launch.py`, ...), launch file

@@ -7,10 +7,9 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from . import registry
+from . import registry, stages
 from .face_stage import FaceStage
 from .image import check_rgb
-from . import stages
 from .tracking import Tracker, TrackerConfig
 from .types import CameraIntrinsics, Face, FrameResult
 
@@ -50,6 +49,10 @@ class GraphConfig:
                    remappings={str(k): str(v) for k, v in (data.get("remappings") or {}).items()},
                    source=data.get("source"), attention=data.get("attention"),
                    compose=bool(data.get("compose", False)))
+
+
+#: the stage results FrameResult has a field for (a plugin stage's go into `FrameResult.extra`)
+_RESULT_FIELDS = frozenset(f.name for f in fields(FrameResult))
 
 
 class PipelineConfig:
@@ -213,11 +216,10 @@ class Pipeline:
             results[stage.result] = getattr(self.backends[key], stage.call)(frames, faces, ctx)
             ctx.given[stage.result] = results[stage.result]
         pick = lambda values, i: None if values is None else values[i]  # noqa: E731
-        own = {f.name for f in fields(FrameResult)}
         return [FrameResult(width=f.shape[1], height=f.shape[0], faces=fs,
                             eye_gaze=pick(eye_gaze, i),
                             **{name: pick(values, i) for name, values in results.items()
-                               if name in own},
+                               if name in _RESULT_FIELDS},
                             extra={name: values[i] for name, values in results.items()
-                                   if name not in own})
+                                   if name not in _RESULT_FIELDS})
                 for i, (f, fs) in enumerate(zip(frames, faces))]

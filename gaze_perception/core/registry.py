@@ -1,7 +1,8 @@
 """The plugin door: backends register as setuptools entry points and are built by `create`.
 
 Entry point groups are ``gaze_perception.<kind>``, one per row of the stage table
-(`core/stages.py`); a backend class is called with keyword parameters. This is the pip-world equivalent of pluginlib (ROS 2's own CLI does the same).
+(`core/stages.py`); a backend class is called with keyword parameters. This is the pip-world
+equivalent of pluginlib (ROS 2's own CLI does the same).
 """
 from __future__ import annotations
 
